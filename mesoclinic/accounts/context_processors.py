@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from mesoclinic.accounts.clinic_context import current_clinic
+from mesoclinic.accounts.policy import Perm, clinic_roles, permissions_in
+from mesoclinic.clinics.models import Clinic
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    """What the header shows: the current clinic, the other clinics, and the links this role may follow."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+
+    def lazy() -> dict[str, Any]:
+        clinic = current_clinic(request)
+        perms = permissions_in(user, clinic.pk) if clinic else frozenset()
+        return {
+            "clinic": clinic,
+            "clinics": list(Clinic.objects.filter(pk__in=list(clinic_roles(user))).order_by("name"))
+            if len(clinic_roles(user)) > 1
+            else [],
+            "roles": sorted(clinic_roles(user).get(clinic.pk, ())) if clinic else [],
+            "can_list_patients": Perm.PATIENT_LIST in perms,
+            "can_create_patients": Perm.PATIENT_CREATE in perms,
+            "can_verify_audit": Perm.AUDIT_VERIFY in perms,
+            "is_patient": getattr(user, "patient", None) is not None,
+        }
+
+    return {"nav": SimpleLazyObject(lazy)}
