@@ -3,24 +3,16 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from ninja import Query, Router, Schema
-from pydantic import Field
+from ninja import Query, Router, Status
 
 from mesoclinic.accounts.actors import Caller
 from mesoclinic.accounts.policy import Perm, clinics_with
 from mesoclinic.clinics.models import Clinic
 from mesoclinic.patients.models import Patient
-from mesoclinic.patients.schemas import PatientIn, PatientOut, PatientPage, PatientPatch
+from mesoclinic.patients.schemas import PatientIn, PatientOut, PatientPage, PatientPatch, SearchParams
 from mesoclinic.patients.services import patient_create, patient_get, patient_search, patient_update
 
 router = Router(tags=["patients"])
-
-
-class SearchParams(Schema):
-    q: str = Field(default="", max_length=100, description="Name prefix(es), record number or date of birth.")
-    clinic_id: int | None = None
-    limit: int = Field(default=50, ge=1, le=100)
-    offset: int = Field(default=0, ge=0, le=1_000_000)
 
 
 @router.get("/patients", response=PatientPage, summary="Search patients")
@@ -38,7 +30,7 @@ def search_patients(request: HttpRequest, params: Query[SearchParams]) -> Patien
 
 
 @router.post("/patients", response={201: PatientOut}, summary="Create a patient")
-def create_patient(request: HttpRequest, payload: PatientIn) -> tuple[int, Patient]:
+def create_patient(request: HttpRequest, payload: PatientIn) -> Status[Patient]:
     allowed = clinics_with(request.user, Perm.PATIENT_CREATE)
     if payload.clinic_id is None:
         if len(allowed) != 1:
@@ -52,7 +44,7 @@ def create_patient(request: HttpRequest, payload: PatientIn) -> tuple[int, Patie
         clinic_id = payload.clinic_id
     clinic = Clinic.objects.get(pk=clinic_id)
     data = payload.model_dump(exclude={"clinic_id"})
-    return 201, patient_create(caller=Caller.of(request), clinic=clinic, data=data)
+    return Status(201, patient_create(caller=Caller.of(request), clinic=clinic, data=data))
 
 
 @router.get("/patients/{patient_id}", response=PatientOut, summary="Read a patient")

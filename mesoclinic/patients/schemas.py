@@ -62,3 +62,10 @@ class PatientOut(Schema):
 class PatientPage(Schema):
     count: int
     items: list[PatientOut]
+
+
+class SearchParams(Schema):
+    q: str = Field(default="", max_length=100, description="Name prefix(es), record number or date of birth.")
+    clinic_id: int | None = None
+    limit: int = Field(default=50, ge=1, le=100)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
