@@ -12,7 +12,9 @@ from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from mesoclinic.accounts.api_auth import BearerTokenAuth, VerifiedSessionAuth
+from mesoclinic.formulary.api import router as formulary_router
 from mesoclinic.patients.api import router as patients_router
+from mesoclinic.screening.api import router as screening_router
 
 api = NinjaAPI(
     title="mesoclinic API",
@@ -71,3 +73,5 @@ def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResp
 
 
 api.add_router("/", patients_router)
+api.add_router("/", screening_router)
+api.add_router("/", formulary_router)

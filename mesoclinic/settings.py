@@ -106,6 +106,8 @@ INSTALLED_APPS = [
     "mesoclinic.accounts",
     "mesoclinic.patients",
     "mesoclinic.portal",
+    "mesoclinic.screening",
+    "mesoclinic.formulary",
 ]
 
 MIDDLEWARE = [

@@ -10,6 +10,8 @@ urlpatterns = [
     path("accounts/", include("mesoclinic.accounts.urls")),
     path("patients/", include("mesoclinic.patients.urls")),
     path("portal/", include("mesoclinic.portal.urls")),
+    path("screening/", include("mesoclinic.screening.urls")),
+    path("formulary/", include("mesoclinic.formulary.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),

@@ -28,22 +28,74 @@ class Perm(StrEnum):
     AUDIT_VERIFY = "audit.verify"
     CLINIC_MANAGE = "clinic.manage"
     STAFF_MANAGE = "staff.manage"
+    # Intake and screening (R-CAND): medical history is clinical data, not front-desk data.
+    INTAKE_VIEW = "intake.view"
+    INTAKE_EDIT = "intake.edit"
+    INTAKE_INVITE = "intake.invite"
+    SCREENING_VIEW = "screening.view"
+    SCREENING_REVIEW = "screening.review"
+    # Formulary, stock and recalls (R-FORM, R-SIGNAL).
+    FORMULARY_VIEW = "formulary.view"
+    FORMULARY_MANAGE = "formulary.manage"
+    STOCK_MANAGE = "stock.manage"
+    PREPARATION_CREATE = "preparation.create"
+    LOT_RECALL = "lot.recall"
+    EXPOSURE_VIEW = "exposure.view"
 
 
 _PATIENT_CARE = frozenset({Perm.PATIENT_LIST, Perm.PATIENT_VIEW, Perm.PATIENT_CREATE, Perm.PATIENT_UPDATE})
 
+_CLINICAL = frozenset(
+    {
+        Perm.INTAKE_VIEW,
+        Perm.INTAKE_EDIT,
+        Perm.INTAKE_INVITE,
+        Perm.SCREENING_VIEW,
+        Perm.SCREENING_REVIEW,
+        Perm.FORMULARY_VIEW,
+        Perm.FORMULARY_MANAGE,
+        Perm.STOCK_MANAGE,
+        Perm.PREPARATION_CREATE,
+        Perm.EXPOSURE_VIEW,
+    }
+)
+
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.CLINIC_ADMIN: _PATIENT_CARE
-    | {Perm.PATIENT_ACCESS_LOG, Perm.AUDIT_VERIFY, Perm.CLINIC_MANAGE, Perm.STAFF_MANAGE},
-    Role.PRACTITIONER: _PATIENT_CARE | {Perm.PATIENT_ACCESS_LOG},
-    Role.MEDICAL_DIRECTOR: _PATIENT_CARE | {Perm.PATIENT_ACCESS_LOG, Perm.AUDIT_VERIFY},
-    Role.FRONT_DESK: _PATIENT_CARE,
+    | {
+        Perm.PATIENT_ACCESS_LOG,
+        Perm.AUDIT_VERIFY,
+        Perm.CLINIC_MANAGE,
+        Perm.STAFF_MANAGE,
+        Perm.INTAKE_INVITE,
+        Perm.FORMULARY_VIEW,
+        Perm.FORMULARY_MANAGE,
+        Perm.STOCK_MANAGE,
+        Perm.LOT_RECALL,
+        Perm.EXPOSURE_VIEW,
+    },
+    Role.PRACTITIONER: _PATIENT_CARE | _CLINICAL | {Perm.PATIENT_ACCESS_LOG},
+    Role.MEDICAL_DIRECTOR: _PATIENT_CARE
+    | _CLINICAL
+    | {Perm.PATIENT_ACCESS_LOG, Perm.AUDIT_VERIFY, Perm.LOT_RECALL},
+    # The desk books, takes intakes at the counter and keeps stock; it does not read medical history.
+    Role.FRONT_DESK: _PATIENT_CARE
+    | {
+        Perm.INTAKE_VIEW,
+        Perm.INTAKE_EDIT,
+        Perm.INTAKE_INVITE,
+        Perm.FORMULARY_VIEW,
+        Perm.STOCK_MANAGE,
+        Perm.EXPOSURE_VIEW,
+    },
     # Researchers see de-identified data only (targets.md #3): nothing identifiable here.
     Role.RESEARCHER: frozenset(),
 }
 
 # What a patient may do on their own record, and nothing else.
-PATIENT_SELF_PERMISSIONS = frozenset({Perm.PATIENT_VIEW, Perm.PATIENT_ACCESS_LOG})
+PATIENT_SELF_PERMISSIONS = frozenset(
+    {Perm.PATIENT_VIEW, Perm.PATIENT_ACCESS_LOG, Perm.INTAKE_VIEW, Perm.INTAKE_EDIT}
+)
 
 PATIENT_ROLE = "patient"
 

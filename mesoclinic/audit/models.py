@@ -42,6 +42,14 @@ class Action(models.TextChoices):
     ACCOUNT_CHANGE = "account.change", _("Changed an account's status")
     API_TOKEN_CREATE = "api_token.create", _("Created an API token")
     AUDIT_VERIFY = "audit.verify", _("Verified the audit chain")
+    INTAKE_READ = "intake.read", _("Read the intake questionnaire")
+    INTAKE_SUBMIT = "intake.submit", _("Submitted the intake questionnaire")
+    INTAKE_INVITE = "intake.invite", _("Invited the patient to the portal")
+    SCREENING_READ = "screening.read", _("Read the candidacy screening")
+    SCREENING_REVIEW = "screening.review", _("Signed a screening review")
+    PREPARATION_CREATE = "preparation.create", _("Prepared a syringe or cocktail")
+    LOT_RECALL = "lot.recall", _("Recalled a lot")
+    EXPOSURE_READ = "exposure.read", _("Read who received a lot")
 
 
 class AuditEvent(models.Model):
@@ -52,7 +60,8 @@ class AuditEvent(models.Model):
     role = models.CharField(max_length=30, blank=True)
     clinic_id = models.BigIntegerField(null=True)
     patient_id = models.BigIntegerField(null=True)
-    action = models.CharField(max_length=40, choices=Action.choices)
+    # Not a `choices` field: new actions must not need a migration. Action(value).label names it.
+    action = models.CharField(max_length=40)
     object_type = models.CharField(max_length=60, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     ip = models.GenericIPAddressField(null=True)
@@ -71,6 +80,13 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.at:%Y-%m-%d %H:%M:%S} {self.username} {self.action}"
+
+    @property
+    def action_label(self) -> str:
+        try:
+            return str(Action(self.action).label)
+        except ValueError:
+            return self.action
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
