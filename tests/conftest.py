@@ -31,20 +31,20 @@ class World:
 
 @pytest.fixture
 def world(db: None) -> World:
-    clinic = ClinicFactory(name="Clinique du Parc")
-    other_clinic = ClinicFactory(name="Other Clinic")
+    clinic = ClinicFactory.create(name="Clinique du Parc")
+    other_clinic = ClinicFactory.create(name="Other Clinic")
     users = {role: staff(clinic, Role(role), username=role) for role in STAFF_ROLES}
-    portal_user = UserFactory(username="patient")
+    portal_user = UserFactory.create(username="patient")
     users["patient"] = portal_user
-    own = PatientFactory(clinic=clinic, user=portal_user, given_name="Claire", family_name="Martin")
-    other = PatientFactory(clinic=clinic, given_name="Hélène", family_name="Lefèvre")
-    foreign = PatientFactory(clinic=other_clinic, given_name="Zoé", family_name="Autre")
+    own = PatientFactory.create(clinic=clinic, user=portal_user, given_name="Claire", family_name="Martin")
+    other = PatientFactory.create(clinic=clinic, given_name="Hélène", family_name="Lefèvre")
+    foreign = PatientFactory.create(clinic=other_clinic, given_name="Zoé", family_name="Autre")
     return World(clinic, other_clinic, users, own, other, foreign)
 
 
 def client_for(user: User, *, verified: bool = True, **client_kwargs: Any) -> Client:
-    """A browser signed in as ``user``. With ``verified``, the user gets a confirmed TOTP device and the session
-    is marked as having passed it, exactly as django_otp.login() would after a correct code."""
+    """A browser signed in as ``user``. With ``verified``, the user gets a confirmed TOTP device and the
+    session is marked as having passed it, exactly as django_otp.login() would after a correct code."""
     client = Client(**client_kwargs)
     client.force_login(user)
     if verified:

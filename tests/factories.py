@@ -22,7 +22,7 @@ def password_hash() -> str:
     return make_password(PASSWORD)
 
 
-class OrganisationFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+class OrganisationFactory(factory.django.DjangoModelFactory[Organisation]):
     class Meta:
         model = Organisation
         django_get_or_create = ("name",)
@@ -30,7 +30,7 @@ class OrganisationFactory(factory.django.DjangoModelFactory):  # type: ignore[mi
     name = "Test Group"
 
 
-class ClinicFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+class ClinicFactory(factory.django.DjangoModelFactory[Clinic]):
     class Meta:
         model = Clinic
 
@@ -42,7 +42,7 @@ class ClinicFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
     jurisdiction = "FR"
 
 
-class RoomFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+class RoomFactory(factory.django.DjangoModelFactory[Room]):
     class Meta:
         model = Room
 
@@ -50,7 +50,7 @@ class RoomFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
     name = factory.Sequence(lambda n: f"Room {n}")
 
 
-class DeviceFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+class DeviceFactory(factory.django.DjangoModelFactory[Device]):
     class Meta:
         model = Device
 
@@ -60,7 +60,7 @@ class DeviceFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
     identifier = factory.Sequence(lambda n: f"MI-{n:04d}")
 
 
-class UserFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
 
@@ -70,12 +70,12 @@ class UserFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
 
 
 def staff(clinic: Clinic, role: Role, **kwargs: Any) -> User:
-    user: User = UserFactory(**kwargs)
+    user = UserFactory.create(**kwargs)
     Membership.objects.create(user=user, clinic=clinic, role=role)
     return user
 
 
-class LicenceFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+class LicenceFactory(factory.django.DjangoModelFactory[PractitionerLicence]):
     class Meta:
         model = PractitionerLicence
 
@@ -86,7 +86,7 @@ class LicenceFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
     expires_on = date(2030, 1, 1)
 
 
-class PatientFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+class PatientFactory(factory.django.DjangoModelFactory[Patient]):
     class Meta:
         model = Patient
 

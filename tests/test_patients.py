@@ -6,8 +6,9 @@ import json
 from datetime import date, timedelta
 
 import pytest
-from django.test.utils import CaptureQueriesContext
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,7 +90,11 @@ def test_record_numbers_are_sequential_per_clinic(world: World) -> None:
     client = client_for(world.users["front_desk"])
     numbers = []
     for index in range(3):
-        response = client.post("/api/v1/patients", data=json.dumps({**GOOD, "family_name": f"N{index}"}), content_type="application/json")
+        response = client.post(
+            "/api/v1/patients",
+            data=json.dumps({**GOOD, "family_name": f"N{index}"}),
+            content_type="application/json",
+        )
         assert response.status_code == 201
         numbers.append(response.json()["record_number"])
     assert numbers == ["P-000001", "P-000002", "P-000003"]
@@ -100,7 +105,7 @@ def test_create_through_the_form(world: World) -> None:
     response = client.post("/patients/new/", GOOD)
     assert response.status_code == 302
     patient = Patient.objects.get(family_name="Lévêque")
-    assert response.url == f"/patients/{patient.pk}/"
+    assert response["Location"] == f"/patients/{patient.pk}/"
     assert patient.family_name_folded == "leveque"
     assert patient.clinic == world.clinic
 
@@ -108,7 +113,7 @@ def test_create_through_the_form(world: World) -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"date_of_birth": (date.today() + timedelta(days=2)).isoformat()}, "date_of_birth"),
+        ({"date_of_birth": (timezone.localdate() + timedelta(days=2)).isoformat()}, "date_of_birth"),
         ({"date_of_birth": "1850-01-01"}, "date_of_birth"),
         ({"date_of_birth": "2001-02-30"}, "date_of_birth"),
         ({"given_name": "   "}, "given_name"),
@@ -123,7 +128,9 @@ def test_bad_input_is_refused_with_the_field_named_and_nothing_written(
 ) -> None:
     client = client_for(world.users["front_desk"])
     before = Patient.objects.count()
-    api = client.post("/api/v1/patients", data=json.dumps({**GOOD, **change}), content_type="application/json")
+    api = client.post(
+        "/api/v1/patients", data=json.dumps({**GOOD, **change}), content_type="application/json"
+    )
     assert api.status_code == 422
     body = api.json()
     assert body["detail"]
@@ -157,13 +164,17 @@ def test_api_wrong_types_are_4xx_never_5xx(world: World, payload: str) -> None:
 def test_api_update_and_its_errors(world: World) -> None:
     client = client_for(world.users["practitioner"])
     url = f"/api/v1/patients/{world.patient.pk}"
-    ok = client.patch(url, data=json.dumps({"phone": "0612345678", "city": "Nantes"}), content_type="application/json")
+    ok = client.patch(
+        url, data=json.dumps({"phone": "0612345678", "city": "Nantes"}), content_type="application/json"
+    )
     assert ok.status_code == 200
     assert ok.json()["city"] == "Nantes"
     bad = client.patch(url, data=json.dumps({"family_name": None}), content_type="application/json")
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "family_name"
-    future = client.patch(url, data=json.dumps({"date_of_birth": "2999-01-01"}), content_type="application/json")
+    future = client.patch(
+        url, data=json.dumps({"date_of_birth": "2999-01-01"}), content_type="application/json"
+    )
     assert future.status_code == 422
     world.patient.refresh_from_db()
     assert world.patient.date_of_birth == date(1985, 6, 15)
@@ -213,7 +224,7 @@ def _count_queries(client_get: object) -> int:
 @pytest.mark.parametrize("patients", [5, 120])
 def test_patient_list_runs_a_constant_number_of_queries(world: World, patients: int) -> None:
     for index in range(patients):
-        PatientFactory(clinic=world.clinic, family_name=f"Bulk{index}")
+        PatientFactory.create(clinic=world.clinic, family_name=f"Bulk{index}")
     client = client_for(world.users["front_desk"])
     client.get("/patients/")  # warm the session's once-per-login work
     assert _count_queries(lambda: client.get("/patients/")) == PATIENT_LIST_QUERIES
@@ -223,7 +234,7 @@ def test_patient_list_runs_a_constant_number_of_queries(world: World, patients: 
 @pytest.mark.parametrize("patients", [5, 120])
 def test_patient_detail_runs_a_constant_number_of_queries(world: World, patients: int) -> None:
     for index in range(patients):
-        PatientFactory(clinic=world.clinic, family_name=f"Bulk{index}")
+        PatientFactory.create(clinic=world.clinic, family_name=f"Bulk{index}")
     client = client_for(world.users["front_desk"])
     client.get("/patients/")
     assert _count_queries(lambda: client.get(f"/patients/{world.patient.pk}/")) == PATIENT_DETAIL_QUERIES

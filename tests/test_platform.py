@@ -68,9 +68,18 @@ def test_missing_required_and_unreadable_secret_fail(monkeypatch: pytest.MonkeyP
 
 
 def _django(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {key: value for key, value in os.environ.items() if key not in {"SECRET_KEY", "SECRET_KEY_FILE", "DEBUG", "HTTPS"}}
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"SECRET_KEY", "SECRET_KEY_FILE", "DEBUG", "HTTPS"}
+    }
     return subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -81,7 +90,11 @@ def test_production_settings_refuse_to_start_without_a_secret_key() -> None:
 
 
 def test_check_deploy_with_production_settings_reports_nothing() -> None:
-    result = _django(["check", "--deploy", "--fail-level", "DEBUG"], SECRET_KEY="k" * 20 + "production-like-secret-key-value-9f8e7d6c5b4a", HTTPS="1")
+    result = _django(
+        ["check", "--deploy", "--fail-level", "DEBUG"],
+        SECRET_KEY="k" * 20 + "production-like-secret-key-value-9f8e7d6c5b4a",
+        HTTPS="1",
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     assert "System check identified no issues" in result.stdout
 
@@ -93,7 +106,12 @@ def test_durability_settings_hold_on_the_live_connection(db: None) -> None:
     assert durability_problems(connection) == []
     report = durability_report(connection)
     if connection.vendor == "sqlite":
-        assert report == {"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "transaction_mode": "IMMEDIATE"}
+        assert report == {
+            "journal_mode": "wal",
+            "synchronous": "2",
+            "foreign_keys": "1",
+            "transaction_mode": "IMMEDIATE",
+        }
     else:
         assert report == {"synchronous_commit": "on"}
 
@@ -113,7 +131,12 @@ def test_concurrent_creations_never_lose_a_record_number(world: World) -> None:
                 patient_create(
                     caller=Caller(user=User.objects.get(pk=user.pk)),
                     clinic=world.clinic,
-                    data={"given_name": "Par", "family_name": f"Allel{index}-{round_}", "date_of_birth": "1990-01-01", "sex": "male"},
+                    data={
+                        "given_name": "Par",
+                        "family_name": f"Allel{index}-{round_}",
+                        "date_of_birth": "1990-01-01",
+                        "sex": "male",
+                    },
                 )
         except BaseException as exc:  # noqa: BLE001 (collected and asserted below)
             errors.append(exc)
@@ -127,7 +150,9 @@ def test_concurrent_creations_never_lose_a_record_number(world: World) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    numbers = list(Patient.objects.filter(family_name__startswith="Allel").values_list("record_number", flat=True))
+    numbers = list(
+        Patient.objects.filter(family_name__startswith="Allel").values_list("record_number", flat=True)
+    )
     assert len(numbers) == 80
     assert len(set(numbers)) == 80
     world.clinic.refresh_from_db()
@@ -184,11 +209,15 @@ def test_french_catalogue_is_complete() -> None:
     catalogue = ROOT / "mesoclinic/locale/fr/LC_MESSAGES/django.po"
     untranslated = subprocess.run(  # noqa: S603
         ["msgattrib", "--untranslated", "--no-obsolete", str(catalogue)],  # noqa: S607
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     fuzzy = subprocess.run(  # noqa: S603
         ["msgattrib", "--only-fuzzy", "--no-obsolete", str(catalogue)],  # noqa: S607
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert untranslated == "" and fuzzy == ""
 
@@ -210,13 +239,20 @@ def test_demo_is_idempotent_and_has_every_role(db: None) -> None:
         ("researcher", "researcher"),
     }
     assert Patient.objects.get(user__username="patient").given_name == "Claire"
-    assert Client().post("/accounts/login/", {"username": "desk", "password": "mesoclinic-demo-2026"}).status_code == 302
+    assert (
+        Client()
+        .post("/accounts/login/", {"username": "desk", "password": "mesoclinic-demo-2026"})
+        .status_code
+        == 302
+    )
 
 
 # --- API tokens -----------------------------------------------------------------------------------------
 
 
-def test_api_token_is_printed_once_and_stored_hashed(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_api_token_is_printed_once_and_stored_hashed(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     call_command("api_token", "practitioner", name="lab import")
     token = capsys.readouterr().out.strip()
     assert token.startswith("mc_") and len(token) > 40
@@ -224,10 +260,17 @@ def test_api_token_is_printed_once_and_stored_hashed(world: World, capsys: pytes
     assert stored.key_hash == hash_token(token)
     assert token not in stored.key_hash
     client = Client()
-    response = client.get(f"/api/v1/patients/{world.patient.pk}", headers={"Authorization": f"Bearer {token}"})
+    response = client.get(
+        f"/api/v1/patients/{world.patient.pk}", headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 200
     assert response.json()["record_number"] == world.patient.record_number
-    assert client.get(f"/api/v1/patients/{world.foreign_patient.pk}", headers={"Authorization": f"Bearer {token}"}).status_code == 404
+    assert (
+        client.get(
+            f"/api/v1/patients/{world.foreign_patient.pk}", headers={"Authorization": f"Bearer {token}"}
+        ).status_code
+        == 404
+    )
     assert client.get("/api/v1/patients", headers={"Authorization": "Bearer mc_wrong"}).status_code == 401
     stored.revoked_at = stored.created_at
     stored.save()
@@ -241,12 +284,19 @@ def test_api_token_for_unknown_user_fails_clearly(db: None) -> None:
         call_command("api_token", "nobody")
 
 
-def test_bearer_writes_need_no_csrf_but_session_writes_do(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bearer_writes_need_no_csrf_but_session_writes_do(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     call_command("api_token", "front_desk")
     token = capsys.readouterr().out.strip()
     body = '{"given_name": "Api", "family_name": "Client", "date_of_birth": "1990-05-05", "sex": "female"}'
     csrf_client = Client(enforce_csrf_checks=True)
-    created = csrf_client.post("/api/v1/patients", data=body, content_type="application/json", headers={"Authorization": f"Bearer {token}"})
+    created = csrf_client.post(
+        "/api/v1/patients",
+        data=body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert created.status_code == 201
     session_client = client_for(world.users["front_desk"], enforce_csrf_checks=True)
     refused = session_client.post("/api/v1/patients", data=body, content_type="application/json")
