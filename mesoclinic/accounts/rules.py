@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from mesoclinic.lib.findings import Finding
@@ -38,7 +39,7 @@ def licence_findings(licences: Iterable[LicenceFacts], *, jurisdiction: str, on:
             severity="block",
             rule="R-PROV",
             message=_("No current licence to inject in %(jurisdiction)s on %(date)s.")
-            % {"jurisdiction": jurisdiction, "date": on.isoformat()},
+            % {"jurisdiction": jurisdiction, "date": date_format(on, "SHORT_DATE_FORMAT")},
             source="seeds 001, 003: injections by a licensed medical provider",
         )
     ]

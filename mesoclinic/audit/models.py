@@ -22,11 +22,11 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 
 
 class Action(models.TextChoices):
-    PATIENT_READ = "patient.read", _("Read patient record")
+    PATIENT_READ = "patient.read", _("Viewed the patient record")
     PATIENT_SEARCH = "patient.search", _("Searched patients")
     PATIENT_CREATE = "patient.create", _("Created patient record")
     PATIENT_UPDATE = "patient.update", _("Updated patient record")
-    PATIENT_ACCESS_LOG_READ = "patient.access_log.read", _("Read who accessed the record")
+    PATIENT_ACCESS_LOG_READ = "patient.access_log.read", _("Viewed who accessed the record")
     PATIENT_PRINT = "patient.print", _("Printed patient data")
     PATIENT_EXPORT = "patient.export", _("Exported patient data")
     LOGIN = "auth.login", _("Signed in")
@@ -42,14 +42,14 @@ class Action(models.TextChoices):
     ACCOUNT_CHANGE = "account.change", _("Changed an account's status")
     API_TOKEN_CREATE = "api_token.create", _("Created an API token")
     AUDIT_VERIFY = "audit.verify", _("Verified the audit chain")
-    INTAKE_READ = "intake.read", _("Read the intake questionnaire")
+    INTAKE_READ = "intake.read", _("Viewed the intake questionnaire")
     INTAKE_SUBMIT = "intake.submit", _("Submitted the intake questionnaire")
     INTAKE_INVITE = "intake.invite", _("Invited the patient to the portal")
-    SCREENING_READ = "screening.read", _("Read the candidacy screening")
-    SCREENING_REVIEW = "screening.review", _("Signed a screening review")
+    SCREENING_READ = "screening.read", _("Viewed the candidacy screening")
+    SCREENING_REVIEW = "screening.review", _("Signed off a candidacy screening")
     PREPARATION_CREATE = "preparation.create", _("Prepared a syringe or cocktail")
     LOT_RECALL = "lot.recall", _("Recalled a lot")
-    EXPOSURE_READ = "exposure.read", _("Read who received a lot")
+    EXPOSURE_READ = "exposure.read", _("Viewed who received a lot")
 
 
 class AuditEvent(models.Model):
