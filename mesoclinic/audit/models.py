@@ -81,13 +81,6 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.seq} {self.at:%Y-%m-%d %H:%M:%S} {self.username} {self.action}"
 
-    @property
-    def action_label(self) -> str:
-        try:
-            return str(Action(self.action).label)
-        except ValueError:
-            return self.action
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise AppendOnlyError("Audit events are append-only.")
@@ -95,6 +88,13 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("Audit events are append-only.")
+
+    @property
+    def action_label(self) -> str:
+        try:
+            return str(Action(self.action).label)
+        except ValueError:
+            return self.action
 
 
 class AuditHead(models.Model):
