@@ -71,7 +71,7 @@ def _django(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     clean = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"SECRET_KEY", "SECRET_KEY_FILE", "DEBUG", "HTTPS"}
+        if key not in {"SECRET_KEY", "SECRET_KEY_FILE", "DEBUG", "HTTPS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
     }
     return subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", *args],
