@@ -28,6 +28,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
             "can_list_patients": Perm.PATIENT_LIST in perms,
             "can_create_patients": Perm.PATIENT_CREATE in perms,
             "can_verify_audit": Perm.AUDIT_VERIFY in perms,
+            "can_view_formulary": Perm.FORMULARY_VIEW in perms,
             "is_patient": getattr(user, "patient", None) is not None,
         }
 

@@ -206,8 +206,13 @@ class Command(BaseCommand):
                 },
             )
 
+        formulary_summary = load_formulary_demo(clinic, users)
+
+        load_demo_intakes(clinic, users)
+
         count = Patient.objects.filter(clinic=clinic).count()
         self.stdout.write(self.style.SUCCESS(f"Demo clinic ready: {clinic.name} ({count} patients)."))
+        self.stdout.write(f"Formulary: {formulary_summary}")
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for username, _first, _last, role in DEMO_USERS:
             label = role.label if role else "Patient (portal)"
@@ -217,3 +222,210 @@ class Command(BaseCommand):
                 else ""
             )
             self.stdout.write(f"  {username:<13} {label}{extra}")
+
+
+# --- formulary demo (issue 4): formulas, products, lots, an opened vial, a few preparations ---------------
+# Idempotent: everything is looked up by name or lot number first. Lots are dated from the day of the first
+# run so that one expires soon and one product runs low.
+
+
+def load_formulary_demo(clinic: Clinic, users: dict[str, User]) -> str:
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from mesoclinic.formulary import services as formulary
+    from mesoclinic.formulary.models import Formula, Ingredient, Lot, Preparation, Product, VialOpening
+
+    admin = Caller(user=users["admin"])
+    practitioner = Caller(user=users["practitioner"])
+    today = formulary.clinic_today(clinic)
+    ingredient = {i.code: i.pk for i in Ingredient.objects.filter(clinic__isnull=True)}
+
+    formulas = {
+        "Lipolysis cocktail (PC/DC)": formulary.FormulaContent(
+            components=[
+                formulary.ComponentIn(ingredient["phosphatidylcholine"], "50", "mg/mL"),
+                formulary.ComponentIn(ingredient["sodium-deoxycholate"], "25", "mg/mL"),
+            ],
+            total_volume_ml="10",
+            indications=["localized-fat"],
+            preparation_notes="Draw undiluted; inject into the fat layer, 1 cm apart.",
+        ),
+        "Facial revitalising cocktail": formulary.FormulaContent(
+            components=[
+                formulary.ComponentIn(ingredient["hyaluronic-acid"], "3", "mg/mL"),
+                formulary.ComponentIn(ingredient["vitamin-c"], "50", "mg/mL"),
+                formulary.ComponentIn(ingredient["organic-silicon"], "0.5", "%"),
+            ],
+            diluent_id=ingredient["sodium-chloride"],
+            total_volume_ml="4",
+            indications=["rejuvenation", "wrinkles"],
+            preparation_notes="Mix in one 5 mL syringe; nappage, 1-2 mm.",
+        ),
+        "Hair loss (minoxidil, finasteride, biotin)": formulary.FormulaContent(
+            components=[
+                formulary.ComponentIn(ingredient["minoxidil"], "5", "mg/mL"),
+                formulary.ComponentIn(ingredient["finasteride"], "0.5", "mg/mL"),
+                formulary.ComponentIn(ingredient["biotin"], "5", "mg/mL"),
+            ],
+            total_volume_ml="4",
+            indications=["hair-loss"],
+            preparation_notes="Men only (finasteride: R-CAND-ANDRO).",
+        ),
+    }
+    for name, content in formulas.items():
+        if not Formula.objects.filter(clinic=clinic, name=name).exists():
+            formulary.formula_create(caller=admin, clinic=clinic, name=name, content=content)
+
+    # name, supplier, vial mL, multi-dose, beyond-use hours, low-stock vials, [(ingredient, strength, unit)]
+    product_rows = [
+        (
+            "PC/DC 50/25 mg/mL, 10 mL",
+            "Wedgewood Pharmacy",
+            "10",
+            True,
+            672,
+            2,
+            [("phosphatidylcholine", "50", "mg/mL"), ("sodium-deoxycholate", "25", "mg/mL")],
+        ),
+        ("Sodium hyaluronate 3 mg/mL, 2 mL", "Fidia", "2", False, 1, 5, [("hyaluronic-acid", "3", "mg/mL")]),
+        ("Ascorbic acid 500 mg/mL, 50 mL", "McGuff", "50", True, 672, 1, [("vitamin-c", "500", "mg/mL")]),
+        ("Organic silicon 0.5%, 5 mL", "Dermica", "5", False, 1, 5, [("organic-silicon", "0.5", "%")]),
+        ("Sodium chloride 0.9%, 10 mL", "Hospira", "10", False, 1, 20, [("sodium-chloride", "0.9", "%")]),
+        ("Minoxidil 5 mg/mL, 10 mL", "Olympia Pharmacy", "10", True, 672, 1, [("minoxidil", "5", "mg/mL")]),
+        (
+            "Finasteride 0.5 mg/mL, 10 mL",
+            "Olympia Pharmacy",
+            "10",
+            True,
+            672,
+            1,
+            [("finasteride", "0.5", "mg/mL")],
+        ),
+        ("Biotin 5 mg/mL, 10 mL", "Olympia Pharmacy", "10", True, 672, 1, [("biotin", "5", "mg/mL")]),
+    ]
+    products: dict[str, Product] = {}
+    for name, supplier, vial, multi, hours, low, components in product_rows:
+        product = Product.objects.filter(clinic=clinic, name=name).first()
+        if product is None:
+            product = formulary.product_create(
+                caller=admin,
+                clinic=clinic,
+                data={
+                    "name": name,
+                    "supplier": supplier,
+                    "vial_volume_ml": vial,
+                    "multi_dose": multi,
+                    "beyond_use_hours": hours,
+                    "low_stock_vials": low,
+                },
+                components=[formulary.ProductComponentIn(ingredient[c], s, u) for c, s, u in components],
+            )
+        products[name] = product
+
+    # product, lot number, days to expiry, vials. The saline runs low (3 vials against a threshold of 20) and
+    # the hyaluronate lot expires within the month.
+    lot_rows = [
+        ("PC/DC 50/25 mg/mL, 10 mL", "PCDC-24117", 240, 6),
+        ("Sodium hyaluronate 3 mg/mL, 2 mL", "HA-2309-B", 21, 10),
+        ("Sodium hyaluronate 3 mg/mL, 2 mL", "HA-2402-A", 400, 20),
+        ("Ascorbic acid 500 mg/mL, 50 mL", "AA-88120", 300, 2),
+        ("Organic silicon 0.5%, 5 mL", "OS-5561", 500, 20),
+        ("Sodium chloride 0.9%, 10 mL", "NS-40021", 700, 3),
+        ("Minoxidil 5 mg/mL, 10 mL", "MX-1187", 200, 3),
+        ("Finasteride 0.5 mg/mL, 10 mL", "FN-0442", 200, 3),
+        ("Biotin 5 mg/mL, 10 mL", "BT-7710", 200, 3),
+    ]
+    lots: dict[str, Lot] = {}
+    for product_name, number, days, vials in lot_rows:
+        product = products[product_name]
+        lot = Lot.objects.filter(product=product, number=number).first()
+        if lot is None:
+            lot = formulary.lot_receive(
+                caller=admin,
+                product=product,
+                number=number,
+                expires_on=today + timedelta(days=days),
+                received_on=today - timedelta(days=10),
+                received_vials=vials,
+            )
+        lots[number] = lot
+
+    opened = VialOpening.objects.filter(lot=lots["AA-88120"], closed_at__isnull=True).first()
+    if opened is None:
+        opened = formulary.vial_open(caller=practitioner, lot=lots["AA-88120"], now=timezone.now())
+
+    if not Preparation.objects.filter(clinic=clinic).exists():
+        facial = formulary.current_version(
+            Formula.objects.get(clinic=clinic, name="Facial revitalising cocktail")
+        )
+        lines = [
+            formulary.LineIn(lots["HA-2309-B"].pk, Decimal("2")),
+            formulary.LineIn(lots["AA-88120"].pk, Decimal("0.4"), opened.pk),
+            formulary.LineIn(lots["OS-5561"].pk, Decimal("1")),
+            formulary.LineIn(lots["NS-40021"].pk, Decimal("0.6")),
+        ]
+        claire = Patient.objects.get(clinic=clinic, user=users["patient"])
+        others = list(
+            Patient.objects.filter(clinic=clinic).exclude(pk=claire.pk).order_by("record_number")[:2]
+        )
+        for patient in [claire, *others]:
+            formulary.preparation_create(
+                caller=practitioner, patient=patient, formula_version=facial, lines=lines, notes="Demo"
+            )
+    return (
+        f"{Formula.objects.filter(clinic=clinic).count()} formulas, {len(products)} products, "
+        f"{Lot.objects.filter(clinic=clinic).count()} lots, "
+        f"{Preparation.objects.filter(clinic=clinic).count()} preparations"
+    )
+
+
+# --- Intake and screening (issue 3) ----------------------------------------------------------------------
+
+
+def load_demo_intakes(clinic: Clinic, users: dict[str, User]) -> None:
+    """Intakes for Claire Martin (filled by her in the portal) and three patients whose screenings show the
+    rules at work: a blood thinner, an NSAID three days ago, a pregnancy. Only for patients without one."""
+    from mesoclinic.screening.models import Intake
+    from mesoclinic.screening.rules import IntakeAnswers, MedicationAnswer
+    from mesoclinic.screening.services import clinic_today, intake_submit
+
+    today = clinic_today(clinic)
+    claire = Patient.objects.filter(clinic=clinic, user=users["patient"]).first()
+    others = list(Patient.objects.filter(clinic=clinic, user__isnull=True).order_by("record_number")[:3])
+    plans: list[tuple[Patient | None, User, IntakeAnswers]] = [
+        (
+            claire,
+            users["patient"],
+            IntakeAnswers(
+                pregnancy="none",
+                medications=(MedicationAnswer("Levothyrox", today - timedelta(days=1)),),
+                allergies=("latex",),
+                weight_stable=True,
+                goals="Less fat on the love handles; I run twice a week.",
+                previous_treatments="None",
+            ),
+        ),
+    ]
+    stories = [
+        IntakeAnswers(
+            pregnancy="none",
+            medications=(MedicationAnswer("Eliquis 5 mg", today - timedelta(days=1)),),
+            weight_stable=True,
+            goals="Smoother thighs.",
+        ),
+        IntakeAnswers(
+            pregnancy="none",
+            medications=(MedicationAnswer("Advil", today - timedelta(days=3)),),
+            allergies=("soy",),
+            weight_stable=False,
+            goals="Lose 15 kg without dieting.",
+        ),
+        IntakeAnswers(pregnancy="pregnant", weight_stable=True, goals="Stretch marks."),
+    ]
+    plans += [(patient, users["desk"], answers) for patient, answers in zip(others, stories, strict=False)]
+    for patient, user, answers in plans:
+        if patient is None or Intake.objects.filter(patient=patient).exists():
+            continue
+        intake_submit(caller=Caller(user=user), patient=patient, answers=answers)
