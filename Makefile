@@ -61,3 +61,40 @@ test: lint static
 
 clean:
 	rm -rf $(VAR)/static $(VAR)/test*.sqlite3*
+
+# --- Benchmarks (docs/performance.md) ---------------------------------------------------------------------
+# make bench SCALE=smoke|clinic|chain DB=sqlite|postgres [DURATION=30s] [USERS=50|200] [THINK=1,5] [SEED=1]
+# Generates the data set once per scale and seed (var/bench/, or PostgreSQL mesoclinic_bench_<scale>), serves
+# a fresh copy with gunicorn (production settings, BENCH_FLOOR=1), loads it with locust and writes
+# bench/results/<date>-<scale>-<db>.json and .md. Staff accounts: c001-desk1 … password mesoclinic-demo-2026.
+# BENCH_WORKERS=0 and SCENARIO_USERS=0 mean the defaults of bench/run.py (2 SQLite, 4 PostgreSQL workers).
+SCALE ?= smoke
+DB ?= sqlite
+SEED ?= 1
+DURATION ?= 30s
+USERS ?= $(if $(filter postgres,$(DB)),200,50)
+SCENARIO_USERS ?= 0
+BENCH_WORKERS ?= 0
+THINK ?= 1,5
+BENCH_PORT ?= 8765
+PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+BENCH_ARGS ?=
+BENCH_RUN := $(PY) -m bench.run
+.PHONY: bench-smoke bench-compare
+
+bench: install
+	$(BENCH_RUN) run --scale $(SCALE) --db $(DB) --seed $(SEED) --duration $(DURATION) --users $(USERS) \
+		--scenario-users $(SCENARIO_USERS) --workers $(BENCH_WORKERS) --think $(THINK) --port $(BENCH_PORT) \
+		--pg-url $(PG_URL) $(BENCH_ARGS)
+
+# CI: the generator and every scenario at smoke scale for a few seconds. Exits non-zero on any failed request
+# (or a broken audit chain); asserts nothing about time. Results go to var/bench/results, not the repository.
+bench-smoke: install
+	$(BENCH_RUN) run --scale smoke --db $(DB) --seed $(SEED) --duration 5s --warmup 1s \
+		--workers $(BENCH_WORKERS) --port $(BENCH_PORT) --pg-url $(PG_URL) --out $(VAR)/bench/results $(BENCH_ARGS)
+
+# Scale independence: the same scenarios at smoke and at chain, then p95(chain) / p95(smoke) per scenario.
+bench-compare: install
+	$(MAKE) bench SCALE=smoke
+	$(MAKE) bench SCALE=chain
+	$(BENCH_RUN) compare --db $(DB)

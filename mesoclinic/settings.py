@@ -304,3 +304,10 @@ NINJA_PAGINATION_MAX_LIMIT = 100
 # The key of the audit chain's HMAC. Keep it apart from SECRET_KEY in production so that rotating the
 # session key does not break verification of old rows; derived from SECRET_KEY when unset.
 AUDIT_KEY = env_str("AUDIT_KEY", "audit:" + SECRET_KEY)
+
+# --- Benchmarks -------------------------------------------------------------------------------------
+# BENCH_FLOOR=1 is for the `make bench` server only, never production (timings help attackers): it routes
+# the floor view at /bench/floor and adds a Server-Timing header (time, CPU, queries) to every response.
+BENCH_FLOOR = env_bool("BENCH_FLOOR", False)
+if BENCH_FLOOR:
+    MIDDLEWARE = ["mesoclinic.floor.ServerTimingMiddleware", *MIDDLEWARE]

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -16,3 +17,9 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]
+
+# The benchmark's floor (docs/performance.md): routed only on the `make bench` server (BENCH_FLOOR=1).
+if settings.BENCH_FLOOR:
+    from mesoclinic.floor import floor
+
+    urlpatterns.append(path("bench/floor", floor, name="bench-floor"))
