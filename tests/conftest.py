@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.utils import ConnectionHandler
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -27,6 +31,32 @@ class World:
     own_patient: Patient  # the portal user's own record
     patient: Patient  # another patient of the same clinic
     foreign_patient: Patient  # a patient of the other clinic
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """Keep the migrated seed data (ingredients, protocols, templates) restorable in every test.
+
+    Once Playwright's sync API runs its event loop in this thread, Django keeps database connections per
+    async context, so a later test gets a new connection object without the serialized contents that
+    `serialized_rollback` restores from — and silently starts from an empty database. Every connection made
+    after set-up carries the contents taken at set-up."""
+    saved = {
+        connection.alias: connection._test_serialized_contents
+        for connection in connections.all()
+        if hasattr(connection, "_test_serialized_contents")
+    }
+    create_connection = ConnectionHandler.create_connection
+
+    def create_with_contents(handler: ConnectionHandler, alias: str) -> BaseDatabaseWrapper:
+        connection = create_connection(handler, alias)
+        if alias in saved:
+            setattr(connection, "_test_serialized_contents", saved[alias])  # noqa: B010 (Django's private name)
+        return connection
+
+    ConnectionHandler.create_connection = create_with_contents  # type: ignore[method-assign, assignment]
+    yield
+    ConnectionHandler.create_connection = create_connection  # type: ignore[method-assign]
 
 
 @pytest.fixture

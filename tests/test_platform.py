@@ -116,7 +116,7 @@ def test_durability_settings_hold_on_the_live_connection(db: None) -> None:
         assert report == {"synchronous_commit": "on"}
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_creations_never_lose_a_record_number(world: World) -> None:
     """8 writers at once: every patient gets a distinct number, none fails with 'database is locked'."""
     from mesoclinic.accounts.actors import Caller

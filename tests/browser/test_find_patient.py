@@ -7,7 +7,7 @@ from mesoclinic.audit.models import Action, AuditEvent
 from tests.conftest import World
 from tests.factories import PASSWORD
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_sign_in_find_a_patient_and_open_the_record(live_server: object, world: World, page: Page) -> None:

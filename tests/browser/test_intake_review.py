@@ -12,13 +12,14 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from mesoclinic.accounts.actors import Caller
+from mesoclinic.screening.forms import ack_field_name
 from mesoclinic.screening.models import Intake, Review
-from mesoclinic.screening.services import intake_invite
+from mesoclinic.screening.services import current_review, intake_invite
 from tests.conftest import World
 from tests.factories import PASSWORD
 from tests.screening_support import ensure_catalogues
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_patient_fills_the_intake_and_a_practitioner_reviews_it(
@@ -72,22 +73,29 @@ def test_patient_fills_the_intake_and_a_practitioner_reviews_it(
 
     review = page.locator("#review-form")
     review.get_by_label("Candidate", exact=True).check()
-    review.locator('textarea[name="ack_significant-condition"]').fill(
+    # One reason per warning, each field named after the warning's key.
+    review.locator(f'textarea[name="{ack_field_name("significant-condition:autoimmune")}"]').fill(
         "Quiescent for years; rheumatologist agrees."
     )
-    review.locator('textarea[name="ack_anticoagulant"]').fill("Cardiologist approves a 48-hour pause.")
-    review.locator('textarea[name="ack_nsaid-washout"]').fill("First session booked in 10 days.")
+    review.locator(f'textarea[name="{ack_field_name("anticoagulant:Eliquis")}"]').fill(
+        "Cardiologist approves a 48-hour pause."
+    )
+    review.locator(f'textarea[name="{ack_field_name("nsaid-washout:Advil 200mg")}"]').fill(
+        "First session booked in 10 days."
+    )
     review.get_by_label("I have reviewed this screening and sign this decision.").check()
     review.get_by_role("button", name="Sign the review").click()
     expect(page).to_have_url(f"{base}/patients/{patient.pk}/")
     expect(page.get_by_text("Review signed.")).to_be_visible()
     expect(page.locator("#screening-review")).to_contain_text("Candidate")
+    expect(page.locator("#screening-review-session")).to_contain_text("Screened for a session on")
 
     signed = Review.objects.get(patient=patient)
     assert signed.decision == "candidate"
     assert signed.intake == intake
-    assert [ack["code"] for ack in signed.acknowledgements] == [
-        "significant-condition",
-        "anticoagulant",
-        "nsaid-washout",
+    assert [ack["key"] for ack in signed.acknowledgements] == [
+        "significant-condition:autoimmune",
+        "anticoagulant:Eliquis",
+        "nsaid-washout:Advil 200mg",
     ]
+    assert current_review(patient) == signed
