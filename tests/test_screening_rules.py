@@ -1,5 +1,6 @@
-"""screening.rules: every R-CAND-* code and R-PRE-NSAID, their boundaries, several findings at once, and
-hypothesis over ages and dates. Pure: no database."""
+"""screening.rules: every R-CAND-* code, R-PRE-NSAID and (for a planned formula) R-REG, their boundaries,
+several findings at once, what a medicine line names, review dates and staleness, the clinic's catalogue
+additions, and hypothesis over ages and dates. Pure: no database."""
 
 from __future__ import annotations
 
@@ -10,29 +11,34 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mesoclinic.lib.findings import Finding
+from mesoclinic.formulary.rules import CautionFacts, IngredientFacts, PlannedFormulaFacts, StatusFacts
+from mesoclinic.lib.findings import Finding, resolve_acknowledgement_keys, warning_keys
 from mesoclinic.screening.rules import (
     FINDING_CODES,
     PREGNANCY_VALUES,
+    REVIEW_HORIZON_DAYS,
+    REVIEW_VALIDITY_DAYS,
     RULES_VERSION,
-    CautionFacts,
+    CatalogueMedicine,
     ConditionRule,
-    FormulaFacts,
-    IngredientFacts,
     IntakeAnswers,
     IntakeFacts,
     InvalidFacts,
     MedicationAnswer,
     MedicationFacts,
     PatientFacts,
-    PlannedFormula,
     ScreeningFacts,
     age_on,
-    allergy_matches,
+    clean_answers,
     expectation_phrases,
     intake_changes,
     intake_problems,
+    medicine_entry_problems,
     medicine_name_keys,
+    medicine_name_problem,
+    resolve_medicine,
+    review_date_problem,
+    review_stale_reasons,
     screen,
     verdict_of,
 )
@@ -64,49 +70,102 @@ CATALOGUE = {
     ]
 }
 
-APIXABAN = MedicationFacts("Eliquis", None, "apixaban", frozenset({"anticoagulant"}))
-CLOPIDOGREL = MedicationFacts("Plavix", None, "clopidogrel", frozenset({"antiplatelet"}))
-FINASTERIDE = MedicationFacts("Propecia", None, "finasteride", frozenset({"5-alpha-reductase-inhibitor"}))
-ISOTRETINOIN = MedicationFacts("Roaccutane", None, "isotretinoin", frozenset({"isotretinoin"}))
-METHOTREXATE = MedicationFacts("methotrexate", None, "methotrexate", frozenset({"immunosuppressant"}))
-PARACETAMOL = MedicationFacts("Tylenol", SESSION, "paracetamol", frozenset({"other"}))
+APIXABAN_ = CatalogueMedicine("apixaban", frozenset({"anticoagulant"}))
+IBUPROFEN_ = CatalogueMedicine("ibuprofen", frozenset({"nsaid"}))
+ASPIRIN_ = CatalogueMedicine("aspirin", frozenset({"nsaid", "antiplatelet"}))
+PARACETAMOL_ = CatalogueMedicine("paracetamol", frozenset({"other"}))
+
+
+def med(
+    name: str, last: date | None, *medicines: CatalogueMedicine, unrecognised: tuple[str, ...] = ()
+) -> MedicationFacts:
+    return MedicationFacts(name, last, medicines, unrecognised)
+
+
+APIXABAN = med("Eliquis", None, APIXABAN_)
+CLOPIDOGREL = med("Plavix", None, CatalogueMedicine("clopidogrel", frozenset({"antiplatelet"})))
+FINASTERIDE = med(
+    "Propecia", None, CatalogueMedicine("finasteride", frozenset({"5-alpha-reductase-inhibitor"}))
+)
+ISOTRETINOIN = med("Roaccutane", None, CatalogueMedicine("isotretinoin", frozenset({"isotretinoin"})))
+METHOTREXATE = med("methotrexate", None, CatalogueMedicine("methotrexate", frozenset({"immunosuppressant"})))
+PARACETAMOL = med("Tylenol", SESSION, PARACETAMOL_)
 
 
 def ibuprofen(last: date | None) -> MedicationFacts:
-    return MedicationFacts("Advil", last, "ibuprofen", frozenset({"nsaid"}))
+    return med("Advil", last, IBUPROFEN_)
 
 
 def aspirin(last: date | None) -> MedicationFacts:
-    return MedicationFacts("Bufferin", last, "aspirin", frozenset({"nsaid", "antiplatelet"}))
+    return med("Bufferin", last, ASPIRIN_)
 
 
+# Every test ingredient is approved in the test jurisdiction ("US") unless said otherwise, so that the tables
+# speak of the patient; the R-REG cases below use statuses of their own.
+APPROVED = (StatusFacts("US", "approved", "test", "s"),)
 PC = IngredientFacts(
     code="phosphatidylcholine",
     name="Phosphatidylcholine",
     cautions=(CautionFacts("soy", "soy-derived; an inference, no label says it", "literature: inference"),),
+    statuses=APPROVED,
 )
 HYALURONIDASE = IngredientFacts(
     code="hyaluronidase",
     name="Hyaluronidase",
     cautions=(CautionFacts("bee-wasp-venom", "skin test first", "literature: hyaluronidase label"),),
+    statuses=APPROVED,
 )
 LIDOCAINE = IngredientFacts(
-    code="lidocaine", name="Lidocaine", allergy_groups=frozenset({"amide-local-anaesthetics"})
+    code="lidocaine",
+    name="Lidocaine",
+    allergy_groups=frozenset({"amide-local-anaesthetics"}),
+    statuses=APPROVED,
 )
-FINASTERIDE_INGREDIENT = IngredientFacts(code="finasteride", name="Finasteride", teratogen=True)
-FAT_FORMULA = FormulaFacts(
+FINASTERIDE_INGREDIENT = IngredientFacts(
+    code="finasteride", name="Finasteride", teratogen=True, statuses=APPROVED
+)
+FAT_FORMULA = PlannedFormulaFacts(
     name="Lipo mix", ingredients=(PC, LIDOCAINE), indications=frozenset({"localized-fat"})
 )
-HAIR_FORMULA = FormulaFacts(
+HAIR_FORMULA = PlannedFormulaFacts(
     name="Hair mix", ingredients=(FINASTERIDE_INGREDIENT,), indications=frozenset({"hair-loss"})
 )
-SKIN_FORMULA = FormulaFacts(
+SKIN_FORMULA = PlannedFormulaFacts(
     name="Glow", ingredients=(HYALURONIDASE,), indications=frozenset({"rejuvenation"})
+)
+FAT = frozenset({"localized-fat", "weight-loss", "cellulite"})
+# Injection lipolysis with its real statuses (domain.md R-REG): banned for fat in France, unapproved
+# (compounded) in the US; deoxycholic acid approved in the US for submental fat only.
+LIPOLYSIS = PlannedFormulaFacts(
+    name="PC/DC",
+    ingredients=(
+        IngredientFacts(
+            code="phosphatidylcholine",
+            name="Phosphatidylcholine",
+            statuses=(
+                StatusFacts("US", "not-approved", "compounded", "s-us"),
+                StatusFacts("FR", "banned", "fat lysis", "s-fr", FAT),
+            ),
+        ),
+        IngredientFacts(
+            code="deoxycholic-acid",
+            name="Deoxycholic acid",
+            statuses=(
+                StatusFacts("US", "approved-other-indication", "submental fat only", "s-kybella"),
+                StatusFacts("FR", "banned", "fat lysis", "s-fr", FAT),
+            ),
+        ),
+    ),
+    indications=frozenset({"localized-fat"}),
+    procedure_statuses=(
+        StatusFacts("US", "not-approved", "mesotherapy is not FDA-approved", "003"),
+        StatusFacts("FR", "banned", "fat lysis by mesotherapy mixtures", "decree", FAT),
+    ),
 )
 
 
 def facts(**changes: object) -> ScreeningFacts:
-    """A healthy adult with a stable weight and modest goals, unless told otherwise."""
+    """A healthy adult with a stable weight and modest goals, in a US clinic, unless told otherwise."""
     intake_changes_ = {
         key: value for key, value in changes.items() if key in IntakeFacts.__dataclass_fields__
     }
@@ -115,7 +174,9 @@ def facts(**changes: object) -> ScreeningFacts:
         version=1, pregnancy="none", weight_stable=True, goals="Smoother thighs before summer."
     )
     intake = replace(intake, **intake_changes_)  # type: ignore[arg-type]
-    base = ScreeningFacts(patient=ADULT, intake=intake, session_date=SESSION, conditions=CATALOGUE)
+    base = ScreeningFacts(
+        patient=ADULT, intake=intake, session_date=SESSION, conditions=CATALOGUE, jurisdiction="US"
+    )
     return replace(base, **other)  # type: ignore[arg-type]
 
 
@@ -140,9 +201,25 @@ CASES: list[tuple[str, ScreeningFacts, list[tuple[str, str]], str]] = [
     ("anticoagulant", facts(medications=(APIXABAN,)), [("anticoagulant", "warn")], "review"),
     ("antiplatelet", facts(medications=(CLOPIDOGREL,)), [("anticoagulant", "warn")], "review"),
     (
-        "two blood thinners: one finding naming both",
+        "two blood thinners: one finding each, to acknowledge one by one",
         facts(medications=(APIXABAN, CLOPIDOGREL)),
-        [("anticoagulant", "warn")],
+        [("anticoagulant", "warn"), ("anticoagulant", "warn")],
+        "review",
+    ),
+    (
+        "one line, two medicines: the anticoagulant and the NSAID both count",
+        facts(medications=(med("Eliquis and Advil", SESSION - timedelta(days=2), APIXABAN_, IBUPROFEN_),)),
+        [("anticoagulant", "warn"), ("nsaid-washout", "warn")],
+        "review",
+    ),
+    (
+        "a line recognised in part is checked by a person",
+        facts(
+            medications=(
+                med("Advil + Zorblax", SESSION - timedelta(days=9), IBUPROFEN_, unrecognised=("zorblax",)),
+            )
+        ),
+        [("unknown-medicine", "warn")],
         "review",
     ),
     ("paracetamol is not an NSAID", facts(medications=(PARACETAMOL,)), [], "eligible"),
@@ -321,6 +398,24 @@ CASES: list[tuple[str, ScreeningFacts, list[tuple[str, str]], str]] = [
         "review",
     ),
     (
+        "R-REG: PC/DC for fat in France is banned (the ingredients and the mixture)",
+        facts(formula=LIPOLYSIS, jurisdiction="FR"),
+        [("banned-in-jurisdiction", "block")] * 3,
+        "ineligible",
+    ),
+    (
+        "R-REG: PC/DC in the US: PC unapproved, deoxycholic acid off-label, procedure not approved",
+        facts(formula=LIPOLYSIS),
+        [("not-approved", "warn"), ("off-label", "warn"), ("procedure-not-approved", "info")],
+        "review",
+    ),
+    (
+        "R-REG: no status recorded where the clinic is",
+        facts(formula=SKIN_FORMULA, jurisdiction="DE"),
+        [("regulatory-unknown", "info")],
+        "eligible",
+    ),
+    (
         "several at once: minor, pregnant, anticoagulant, washout, infection, expectations",
         facts(
             patient=PatientFacts(date(2010, 1, 1), "female"),
@@ -384,7 +479,9 @@ def test_the_registry_names_every_code_of_domain_md() -> None:
         "nsaid-washout": "R-PRE-NSAID",
     }
     assert {code: FINDING_CODES[code].rule for code in domain} == domain
-    assert set(FINDING_CODES) - set(domain) == {"unknown-medicine"}
+    regulatory = {"banned-in-jurisdiction", "not-approved", "off-label", "regulatory-unknown"}
+    assert set(FINDING_CODES) - set(domain) == {"unknown-medicine", "procedure-not-approved", *regulatory}
+    assert {FINDING_CODES[code].rule for code in regulatory} == {"R-REG"}
 
 
 def test_findings_come_most_serious_first() -> None:
@@ -537,39 +634,315 @@ def test_screen_never_fails_on_valid_facts(
     assert all(finding.code in FINDING_CODES for finding in result.findings)
 
 
-# --- helpers: names, allergies, expectations, intake validation and changes -----------------------------
+# --- what a medicine line names ----------------------------------------------------------------------------
+
+C = CatalogueMedicine
+LINE_CATALOGUE: dict[str, CatalogueMedicine] = {
+    "eliquis": APIXABAN_,
+    "apixaban": APIXABAN_,
+    "advil": IBUPROFEN_,
+    "ibuprofen": IBUPROFEN_,
+    "ibuprofene": IBUPROFEN_,
+    "aspirin": ASPIRIN_,
+    "aspirine": ASPIRIN_,
+    "acide acetylsalicylique": ASPIRIN_,
+    "baby aspirin": ASPIRIN_,
+    "low-dose aspirin": ASPIRIN_,
+    "excedrin": ASPIRIN_,
+    "bayer aspirin": ASPIRIN_,
+    "bayer": ASPIRIN_,
+    "aspirin/dipyridamole": C("aspirin/dipyridamole", frozenset({"nsaid", "antiplatelet"})),
+    "kardegic": ASPIRIN_,
+    "tylenol": PARACETAMOL_,
+    "vitamin d": C("vitamin d", frozenset({"other"})),
+    "advil liqui-gels": IBUPROFEN_,
+}
+
+
+def resolved(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    keys = medicine_name_keys(text)
+    result = resolve_medicine(text, {key: LINE_CATALOGUE[key] for key in keys if key in LINE_CATALOGUE})
+    return result.generic_names, result.unrecognised
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "generics", "unrecognised"),
     [
-        ("Eliquis", ("eliquis",)),
-        ("  ELIQUIS  5 mg ", ("eliquis 5 mg", "eliquis")),
-        ("Advil 200mg", ("advil 200mg", "advil")),
-        ("baby aspirin", ("baby aspirin", "baby", "aspirin")),
-        ("Éliquis", ("eliquis",)),
-        ("", ()),
+        ("Eliquis", ("apixaban",), ()),
+        ("ELIQUIS 5 mg", ("apixaban",), ()),
+        ("Éliquis", ("apixaban",), ()),
+        ("Eliquis and Advil", ("apixaban", "ibuprofen"), ()),
+        ("Eliquis & Advil 200mg", ("apixaban", "ibuprofen"), ()),
+        ("Advil, aspirin", ("ibuprofen", "aspirin"), ()),
+        ("advil/aspirin", ("ibuprofen", "aspirin"), ()),
+        ("Eliquis Advil", ("apixaban", "ibuprofen"), ()),
+        ("Advil twice daily when needed", ("ibuprofen",), ()),
+        ("aspirin/dipyridamole", ("aspirin/dipyridamole",), ()),
+        ("Advil Liqui-Gels", ("ibuprofen",), ()),
+        ("baby aspirin 81 mg", ("aspirin",), ()),
+        ("Bayer Aspirin", ("aspirin",), ()),
+        ("acide acétylsalicylique 75 mg", ("aspirin",), ()),
+        ("Kardégic et ibuprofène", ("aspirin", "ibuprofen"), ()),
+        ("Vitamin D and Advil", ("vitamin d", "ibuprofen"), ()),
+        # negations: the named medicine is absent, and so is every other name of it on the line
+        ("Aspirin-free Excedrin", (), ("excedrin",)),
+        ("Excedrin aspirin free", (), ("excedrin",)),
+        ("no aspirin", (), ()),
+        ("sans aspirine", (), ()),
+        ("pas d'aspirine, Advil", ("ibuprofen",), ()),
+        ("no aspirin and Advil", ("ibuprofen",), ()),
+        ("Eliquis, no pain, Advil", ("apixaban", "ibuprofen"), ()),
+        ("gluten-free Tylenol", ("paracetamol",), ()),
+        # partly or not recognised: a word that looks like a medicine name is left over
+        ("Eliquis + Zorblax", ("apixaban",), ("zorblax",)),
+        ("Zorblax", (), ("zorblax",)),
+        ("Zorblax 20", (), ("zorblax",)),
+        ("", (), ()),
     ],
 )
-def test_medicine_name_keys(text: str, expected: tuple[str, ...]) -> None:
-    assert medicine_name_keys(text) == expected
+def test_what_a_medicine_line_names(
+    text: str, generics: tuple[str, ...], unrecognised: tuple[str, ...]
+) -> None:
+    assert resolved(text) == (generics, unrecognised)
+
+
+def test_every_medicine_of_a_line_counts_once_with_the_union_of_classes() -> None:
+    keys = medicine_name_keys("Advil, aspirin and Advil again")
+    result = resolve_medicine(
+        "Advil, aspirin and Advil again", {k: LINE_CATALOGUE[k] for k in keys if k in LINE_CATALOGUE}
+    )
+    assert result.generic_names == ("ibuprofen", "aspirin")
+    assert result.classes == {"nsaid", "antiplatelet"}
+    assert result.unrecognised == ("again",)  # looks like a name: a person checks it
+
+
+def test_the_keys_of_a_line() -> None:
+    assert medicine_name_keys("Eliquis and Advil 200 mg twice daily") == (
+        "eliquis and advil 200 mg twice daily",
+        "eliquis and advil twice daily",
+        "eliquis",
+        "advil",
+    )
+    assert medicine_name_keys("  ELIQUIS  5 mg ") == ("eliquis 5 mg", "eliquis")
+    assert "acide acetylsalicylique" in medicine_name_keys("Acide acétylsalicylique")
+    assert "aspirin" in medicine_name_keys("Aspirin-free Excedrin")  # looked up, to be named as absent
+    assert medicine_name_keys("") == ()
+
+
+names = st.sampled_from(["Eliquis", "Advil", "aspirin", "Tylenol", "ibuprofène", "Kardégic"])
+joins = st.sampled_from([" and ", ", ", " + ", " & ", "/", " et ", "; ", " with "])
+
+
+@given(first=names, second=names, join=joins, dose=st.integers(min_value=0, max_value=2000))
+@settings(max_examples=300)
+def test_two_names_joined_in_any_way_are_both_found(first: str, second: str, join: str, dose: int) -> None:
+    text = f"{first} {dose} mg{join}{second}"
+    found, unrecognised = resolved(text)
+    expected = {LINE_CATALOGUE[fold_(first)].generic_name, LINE_CATALOGUE[fold_(second)].generic_name}
+    assert set(found) == expected
+    assert unrecognised == ()
+
+
+def fold_(text: str) -> str:
+    from mesoclinic.lib.text import fold
+
+    return fold(text)
+
+
+@given(text=st.text(max_size=100))
+@settings(max_examples=300)
+def test_any_line_resolves_without_error(text: str) -> None:
+    keys = medicine_name_keys(text)
+    result = resolve_medicine(text, {key: LINE_CATALOGUE[key] for key in keys if key in LINE_CATALOGUE})
+    assert len(set(result.generic_names)) == len(result.generic_names)
+    assert not set(result.generic_names) & set(result.absent)
+
+
+# --- each warning its own key -----------------------------------------------------------------------------
+
+
+def test_a_finding_key_is_its_code_or_code_and_subject() -> None:
+    plain = Finding("pregnant", "warn", "R-CAND-PREG", "m", "s")
+    about = Finding("anticoagulant", "warn", "R-CAND-ANTICOAG", "m", "s", subject="Eliquis 5 mg")
+    assert plain.key == "pregnant"
+    assert about.key == "anticoagulant:Eliquis 5 mg"
+    assert Finding("x", "info", "R", "m", "s") == Finding("x", "info", "R", "m", "s", "")
+
+
+def test_two_significant_conditions_are_two_warnings_to_acknowledge() -> None:
+    result = screen(
+        facts(conditions=("autoimmune", "diabetes-uncontrolled"), medications=(APIXABAN, CLOPIDOGREL))
+    )
+    assert warning_keys(result.findings) == [
+        "significant-condition:autoimmune",
+        "significant-condition:diabetes-uncontrolled",
+        "anticoagulant:Eliquis",
+        "anticoagulant:Plavix",
+    ]
+
+
+def test_subjects_name_the_condition_the_medicine_line_and_the_ingredient() -> None:
+    result = screen(
+        facts(
+            conditions=("liver-disease",),
+            medications=(
+                ibuprofen(SESSION - timedelta(days=1)),
+                ISOTRETINOIN,
+                MedicationFacts("Zorblax", None),
+            ),
+            allergies=("soya",),
+            formula=FAT_FORMULA,
+        )
+    )
+    assert {(f.code, f.subject) for f in result.findings} == {
+        ("health-concern", "liver-disease"),
+        ("nsaid-washout", "Advil"),
+        ("health-concern", "Roaccutane"),
+        ("unknown-medicine", "Zorblax"),
+        ("allergy-caution", "phosphatidylcholine"),
+    }
 
 
 @pytest.mark.parametrize(
-    ("allergies", "term", "matched"),
+    ("given", "resolved_", "unknown", "ambiguous"),
     [
-        (("Soy",), "soy", ["Soy"]),
-        (("soya milk",), "soy", ["soya milk"]),
-        (("soybean oil",), "soy", ["soybean oil"]),
-        (("Soyuz rocket",), "soy", []),
-        (("bee stings", "latex"), "bee-wasp-venom", ["bee stings"]),
-        (("LIDOCAINE",), "lidocaine", ["LIDOCAINE"]),
-        (("lidocaine-free cream ok",), "procaine", []),
-        (("penicillin",), "amide-local-anaesthetics", []),
+        (["anticoagulant:Eliquis"], {"anticoagulant:Eliquis": "anticoagulant:Eliquis"}, [], []),
+        (["pregnant"], {"pregnant": "pregnant"}, [], []),
+        (["nsaid-washout"], {"nsaid-washout": "nsaid-washout:Advil"}, [], []),  # the only one of its code
+        (["anticoagulant"], {}, [], ["anticoagulant"]),  # two warnings share it: name each
+        (["allergy"], {}, ["allergy"], []),
+        (["age-under-18"], {}, ["age-under-18"], []),  # a block is not acknowledged
     ],
 )
-def test_allergy_matches(allergies: tuple[str, ...], term: str, matched: list[str]) -> None:
-    assert allergy_matches(allergies, term) == matched
+def test_acknowledgements_name_keys_or_a_code_with_one_warning(
+    given: list[str], resolved_: dict[str, str], unknown: list[str], ambiguous: list[str]
+) -> None:
+    findings = [
+        Finding("age-under-18", "block", "R", "m", "s"),
+        Finding("pregnant", "warn", "R", "m", "s"),
+        Finding("anticoagulant", "warn", "R", "m", "s", "Eliquis"),
+        Finding("anticoagulant", "warn", "R", "m", "s", "Plavix"),
+        Finding("nsaid-washout", "warn", "R", "m", "s", "Advil"),
+    ]
+    assert resolve_acknowledgement_keys(findings, given) == (resolved_, unknown, ambiguous)
+
+
+# --- reviews: the session window and staleness --------------------------------------------------------------
+
+TODAY = date(2026, 5, 1)
+
+
+@pytest.mark.parametrize(
+    ("on", "ok"),
+    [
+        (TODAY, True),
+        (TODAY - timedelta(days=1), False),
+        (TODAY + timedelta(days=REVIEW_HORIZON_DAYS), True),
+        (TODAY + timedelta(days=REVIEW_HORIZON_DAYS + 1), False),
+        (date(2999, 1, 1), False),
+    ],
+)
+def test_a_review_is_signed_for_a_session_from_today_to_the_horizon(on: date, ok: bool) -> None:
+    assert (review_date_problem(on, today=TODAY) is None) == ok
+
+
+@given(
+    on=st.dates(min_value=date(1900, 1, 1), max_value=date(2200, 1, 1)),
+    today=st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)),
+)
+@settings(max_examples=400)
+def test_the_review_window_exactly(on: date, today: date) -> None:
+    assert (review_date_problem(on, today=today) is None) == (0 <= (on - today).days <= REVIEW_HORIZON_DAYS)
+
+
+def stale(**changes: object) -> list[str]:
+    arguments: dict[str, object] = {
+        "reviewed_intake_version": 2,
+        "latest_intake_version": 2,
+        "reviewed_rules_version": RULES_VERSION,
+        "signed_on": TODAY,
+        "today": TODAY,
+    }
+    arguments.update(changes)
+    return review_stale_reasons(**arguments)  # type: ignore[arg-type]
+
+
+def test_what_makes_a_review_stale() -> None:
+    assert stale() == []
+    assert "version 3" in stale(latest_intake_version=3)[0]
+    assert "screening-2025.9" in stale(reviewed_rules_version="screening-2025.9")[0]
+    assert stale(today=TODAY + timedelta(days=REVIEW_VALIDITY_DAYS)) == []
+    older = stale(today=TODAY + timedelta(days=REVIEW_VALIDITY_DAYS + 1))
+    assert len(older) == 1 and str(REVIEW_VALIDITY_DAYS) in older[0]
+    assert len(stale(latest_intake_version=3, reviewed_rules_version="old", signed_on=date(2020, 1, 1))) == 3
+
+
+@given(
+    signed=st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)),
+    later=st.integers(min_value=0, max_value=2_000),
+    reviewed=st.integers(min_value=1, max_value=50),
+    newer=st.integers(min_value=0, max_value=3),
+)
+@settings(max_examples=400)
+def test_staleness_follows_the_version_and_the_age_exactly(
+    signed: date, later: int, reviewed: int, newer: int
+) -> None:
+    reasons = stale(
+        reviewed_intake_version=reviewed,
+        latest_intake_version=reviewed + newer,
+        signed_on=signed,
+        today=signed + timedelta(days=later),
+    )
+    assert len(reasons) == (newer > 0) + (later > REVIEW_VALIDITY_DAYS)
+
+
+# --- the clinic's additions to the catalogue ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("Zontivity", True),
+        ("Advil Liqui-Gels", True),
+        ("aspirin/dipyridamole", True),
+        ("Vitamine B12", True),
+        ("Éliquis", True),
+        ("", False),
+        ("   ", False),
+        ("x" * 101, False),
+        ("St. John's wort", False),
+        ("Zorblax; DROP TABLE", False),
+        ("ab", False),
+        ("daily", False),
+        ("and", False),
+    ],
+)
+def test_medicine_name_problem(name: str, ok: bool) -> None:
+    assert (medicine_name_problem(name) is None) == ok
+
+
+@pytest.mark.parametrize(
+    ("generic", "classes", "names", "fields"),
+    [
+        ("vorapaxar", ["antiplatelet"], ["Zontivity"], set()),
+        ("vorapaxar", [], [], {"classes"}),
+        ("vorapaxar", ["blood-thinner"], [], {"classes"}),
+        ("apixaban", ["anticoagulant"], [], {"generic_name"}),  # already known
+        ("vorapaxar", ["antiplatelet"], ["Advil"], {"names.0"}),  # a known name never changes meaning
+        ("vorapaxar", ["antiplatelet"], ["Zontivity", "ZONTIVITY"], {"names.1"}),
+        ("vorapaxar", ["antiplatelet"], ["Vorapaxar"], {"names.0"}),  # the generic name twice
+        ("", ["antiplatelet"], ["", "ok name"], {"generic_name", "names.0"}),
+    ],
+)
+def test_medicine_entry_problems(
+    generic: str, classes: list[str], names: list[str], fields: set[str]
+) -> None:
+    taken = {"apixaban": "apixaban", "eliquis": "apixaban", "advil": "ibuprofen"}
+    problems = medicine_entry_problems(generic_name=generic, classes=classes, names=names, taken=taken)
+    assert set(problems) == fields
+
+
+# --- expectations, intake validation and changes -----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -594,7 +967,6 @@ def test_expectation_phrases(goals: str, unrealistic: bool) -> None:
 
 
 KNOWN = frozenset(CATALOGUE)
-TODAY = date(2026, 5, 1)
 
 
 @pytest.mark.parametrize(
@@ -603,6 +975,8 @@ TODAY = date(2026, 5, 1)
         (IntakeAnswers(pregnancy="none"), set()),
         (IntakeAnswers(pregnancy="maybe"), {"pregnancy"}),
         (IntakeAnswers(pregnancy="none", conditions=("autoimmune", "flu")), {"conditions"}),
+        (IntakeAnswers(pregnancy="none", conditions=(" autoimmune ",)), set()),
+        (IntakeAnswers(pregnancy="none", conditions=("",)), {"conditions"}),
         (
             IntakeAnswers(
                 pregnancy="none", medications=(MedicationAnswer("Advil", TODAY + timedelta(days=1)),)
@@ -611,13 +985,41 @@ TODAY = date(2026, 5, 1)
         ),
         (IntakeAnswers(pregnancy="none", medications=(MedicationAnswer("Advil", TODAY),)), set()),
         (IntakeAnswers(pregnancy="none", medications=(MedicationAnswer(" ", None),)), {"medications.0.name"}),
+        # the index is the row as sent: a blank row before does not shift it
+        (
+            IntakeAnswers(
+                pregnancy="none",
+                medications=(
+                    MedicationAnswer("  ", None),
+                    MedicationAnswer("Advil", TODAY + timedelta(days=3)),
+                    MedicationAnswer("", TODAY),
+                ),
+            ),
+            {"medications.0.name", "medications.1.last_taken", "medications.2.name"},
+        ),
         (IntakeAnswers(pregnancy="none", allergies=("",)), {"allergies.0"}),
+        (IntakeAnswers(pregnancy="none", allergies=("soy", " ")), {"allergies.1"}),
         (IntakeAnswers(pregnancy="none", goals="x" * 2001), {"goals"}),
         (IntakeAnswers(pregnancy="none", allergies=("x",) * 41), {"allergies"}),
     ],
 )
 def test_intake_problems(answers: IntakeAnswers, fields: set[str]) -> None:
     assert set(intake_problems(answers, today=TODAY, known_conditions=KNOWN)) == fields
+
+
+def test_clean_answers_trims_and_keeps_every_row() -> None:
+    cleaned = clean_answers(
+        IntakeAnswers(
+            pregnancy="none",
+            conditions=(" autoimmune", "autoimmune "),
+            medications=(MedicationAnswer("  Advil   200 mg ", None), MedicationAnswer("Eliquis", TODAY)),
+            allergies=(" soy ",),
+            goals=" Thighs ",
+        )
+    )
+    assert cleaned.conditions == ("autoimmune",)
+    assert cleaned.medications == (MedicationAnswer("Advil 200 mg", None), MedicationAnswer("Eliquis", TODAY))
+    assert (cleaned.allergies, cleaned.goals) == (("soy",), "Thighs")
 
 
 def test_intake_changes_lists_what_changed() -> None:
@@ -648,25 +1050,17 @@ def test_intake_changes_lists_what_changed() -> None:
     assert intake_changes(after, after) == []
 
 
-def test_the_formularys_planned_formula_facts_plug_into_screening() -> None:
-    """The contract with the formulary: its PlannedFormulaFacts is a screening PlannedFormula as it is."""
+def test_the_formula_checks_are_the_formularys() -> None:
+    """One implementation: screening's formula findings are exactly ``formulary.rules.formula_findings``."""
     from mesoclinic.formulary import rules as formulary
 
-    planned: PlannedFormula = formulary.PlannedFormulaFacts(
-        name="Lipo mix",
-        ingredients=(
-            formulary.IngredientFacts(
-                code="phosphatidylcholine",
-                name="Phosphatidylcholine",
-                cautions=(formulary.CautionFacts("soy", "soy-derived", "literature: inference"),),
-            ),
-            formulary.IngredientFacts(code="finasteride", name="Finasteride", teratogen=True),
-        ),
-        indications=frozenset({"localized-fat"}),
+    given_facts = facts(allergies=("soy",), pregnancy="planning", formula=LIPOLYSIS, jurisdiction="FR")
+    expected = formulary.formula_findings(
+        LIPOLYSIS, formulary.PatientFacts(allergies=("soy",), pregnancy="planning", sex="female"), "FR"
     )
-    result = screen(facts(allergies=("soy",), pregnancy="planning", formula=planned))
-    assert codes(result.findings) == [
-        ("teratogen", "block"),
-        ("pregnant", "warn"),
-        ("allergy-caution", "warn"),
+    found = [
+        f
+        for f in screen(given_facts).findings
+        if f.rule in {"R-REG", "R-CAND-ALLERGY", "R-CAND-XALLERGY", "R-CAND-ANDRO"}
     ]
+    assert sorted(found, key=repr) == sorted(expected, key=repr)

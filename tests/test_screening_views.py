@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from mesoclinic.audit.models import Action, AuditEvent
 from mesoclinic.patients.models import Patient
-from mesoclinic.screening.models import Intake, Review
+from mesoclinic.screening.forms import ack_field_name
+from mesoclinic.screening.models import Intake, Medicine, MedicineName, Review
 from tests.conftest import World, client_for
 from tests.screening_support import ensure_catalogues, submit
 
@@ -172,6 +173,99 @@ def test_invite_without_email_says_so(world: World) -> None:
     assert mail.outbox == []
 
 
+@pytest.mark.parametrize("portal", [False, True])
+def test_intake_errors_name_the_row_as_shown(world: World, portal: bool) -> None:
+    """A blank row before a bad one does not shift the error to the wrong row; a date without a name is an
+    error on that row's name."""
+    user, url = (
+        (world.users["patient"], "/screening/portal/intake/")
+        if portal
+        else (world.users["front_desk"], f"/screening/patients/{world.patient.pk}/intake/")
+    )
+    future = (TODAY + timedelta(days=3)).isoformat()
+    response = client_for(user).post(
+        url,
+        intake_form(
+            **{
+                "medications-0-name": "",
+                "medications-0-last_taken": "",
+                "medications-1-name": "",
+                "medications-1-last_taken": (TODAY - timedelta(days=1)).isoformat(),
+                "medications-2-name": "Aleve",
+                "medications-2-last_taken": future,
+            }
+        ),
+    )
+    assert response.status_code == 400
+    rows = response.context["formset"].forms
+    assert not rows[0].errors
+    assert list(rows[1].errors) == ["name"]
+    assert list(rows[2].errors) == ["last_taken"]
+    assert not Intake.objects.exists()
+
+
+def _new_events(since: int) -> list[tuple[str, int | None]]:
+    return list(AuditEvent.objects.filter(seq__gt=since).order_by("seq").values_list("action", "patient_id"))
+
+
+def _last_seq() -> int:
+    event = AuditEvent.objects.order_by("-seq").first()
+    return event.seq if event is not None else 0
+
+
+def test_the_pages_audit_their_reads_and_writes(world: World) -> None:
+    patient, own = world.patient, world.own_patient
+    desk = client_for(world.users["front_desk"])
+    practitioner = client_for(world.users["practitioner"])
+    portal = client_for(world.users["patient"])
+    panel = f"/screening/patients/{patient.pk}/panel/"
+    steps: list[tuple[Client, str, str, dict[str, str] | None, list[tuple[str, int | None]]]] = [
+        (desk, "get", f"/screening/patients/{patient.pk}/intake/", None, [(Action.INTAKE_READ, patient.pk)]),
+        (
+            desk,
+            "post",
+            f"/screening/patients/{patient.pk}/intake/",
+            intake_form(),
+            [(Action.INTAKE_SUBMIT, patient.pk)],
+        ),
+        (desk, "get", panel, None, [(Action.INTAKE_READ, patient.pk)]),
+        (practitioner, "get", panel, None, [(Action.SCREENING_READ, patient.pk)]),
+        (
+            practitioner,
+            "get",
+            f"/screening/patients/{patient.pk}/",
+            None,
+            [(Action.SCREENING_READ, patient.pk)],
+        ),
+        (portal, "get", "/screening/portal/intake/", None, [(Action.INTAKE_READ, own.pk)]),
+        (portal, "post", "/screening/portal/intake/", intake_form(), [(Action.INTAKE_SUBMIT, own.pk)]),
+        (portal, "get", f"/screening/patients/{own.pk}/panel/", None, [(Action.INTAKE_READ, own.pk)]),
+    ]
+    for client, method, url, data, expected in steps:
+        since = _last_seq()
+        response = getattr(client, method)(url, data) if data is not None else getattr(client, method)(url)
+        assert response.status_code in (200, 302), (url, response.status_code)
+        assert _new_events(since) == expected, url
+
+
+def test_the_panel_audits_its_read_when_there_is_nothing_to_screen_or_it_cannot_be(world: World) -> None:
+    client = client_for(world.users["practitioner"])
+    url = f"/screening/patients/{world.patient.pk}/panel/"
+    since = _last_seq()
+    assert client.get(url).status_code == 200  # no intake yet
+    assert _new_events(since) == [(Action.SCREENING_READ, world.patient.pk)]
+    submit(world.patient, world.users["practitioner"])
+    # A record whose date of birth is now after today (a data-entry error): the screening refuses the facts.
+    Patient.objects.filter(pk=world.patient.pk).update(date_of_birth=TODAY + timedelta(days=30))
+    since = _last_seq()
+    response = client.get(url, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert "before the patient" in response.content.decode()
+    events = AuditEvent.objects.filter(seq__gt=since).order_by("seq")
+    assert [(e.action, e.patient_id) for e in events] == [(Action.SCREENING_READ, world.patient.pk)]
+    assert events[0].detail["outcome"] == "invalid"
+
+
 # --- the panel on the patient page ----------------------------------------------------------------------
 
 
@@ -219,6 +313,7 @@ def test_panel_says_when_the_review_is_stale(world: World) -> None:
     assert "stale" not in _panel(world, "practitioner", world.patient)
     submit(world.patient, world.users["front_desk"], pregnancy="pregnant")
     html = _panel(world, "practitioner", world.patient)
+    assert "Screened for a session on" in html
     assert "This review is stale." in html
     assert "version 2" in html
     assert 'data-verdict="ineligible"' in html
@@ -233,29 +328,58 @@ def test_review_form_requires_a_reason_for_each_warning(world: World) -> None:
     url = f"/screening/patients/{world.patient.pk}/"
     page = client.get(url)
     assert page.status_code == 200
-    assert set(page.context["form"].warning_codes) == {"anticoagulant", "unknown-medicine"}
+    assert page.context["form"].warning_keys == ["anticoagulant:Eliquis", "unknown-medicine:Zorblax"]
     assert b"Not recognised" in page.content
     form = {
         "decision": "candidate",
         "intake_version": "1",
         "confirm": "on",
-        "ack_anticoagulant": "Discussed.",
+        ack_field_name("anticoagulant:Eliquis"): "Discussed.",
     }
     refused = client.post(url, form)
     assert refused.status_code == 400
-    assert "unknown-medicine" in " ".join(refused.context["form"].non_field_errors())
+    assert "unknown-medicine:Zorblax" in " ".join(refused.context["form"].non_field_errors())
     assert not Review.objects.exists()
-    unsigned = client.post(url, {**form, "ack_unknown-medicine": "A vitamin.", "confirm": ""})
+    unknown = ack_field_name("unknown-medicine:Zorblax")
+    unsigned = client.post(url, {**form, unknown: "A vitamin.", "confirm": ""})
     assert unsigned.status_code == 400
     assert not Review.objects.exists()
-    signed = client.post(url, {**form, "ack_unknown-medicine": "A vitamin."})
+    signed = client.post(url, {**form, unknown: "A vitamin."})
     assert signed.status_code == 302
     review = Review.objects.get()
     assert review.acknowledgements == [
-        {"code": "anticoagulant", "reason": "Discussed."},
-        {"code": "unknown-medicine", "reason": "A vitamin."},
+        {
+            "key": "anticoagulant:Eliquis",
+            "code": "anticoagulant",
+            "subject": "Eliquis",
+            "reason": "Discussed.",
+        },
+        {
+            "key": "unknown-medicine:Zorblax",
+            "code": "unknown-medicine",
+            "subject": "Zorblax",
+            "reason": "A vitamin.",
+        },
     ]
     assert review.signed_by == world.users["practitioner"]
+
+
+def test_two_conditions_get_a_reason_field_each(world: World) -> None:
+    submit(world.patient, world.users["front_desk"], conditions=("autoimmune", "diabetes-uncontrolled"))
+    client = client_for(world.users["practitioner"])
+    url = f"/screening/patients/{world.patient.pk}/"
+    page = client.get(url)
+    html = page.content.decode()
+    first = ack_field_name("significant-condition:autoimmune")
+    second = ack_field_name("significant-condition:diabetes-uncontrolled")
+    assert f'name="{first}"' in html and f'name="{second}"' in html
+    base = {"decision": "candidate", "intake_version": "1", "confirm": "on"}
+    assert client.post(url, {**base, first: "Quiescent."}).status_code == 400
+    assert client.post(url, {**base, first: "Quiescent.", second: "Controlled now."}).status_code == 302
+    assert [ack["reason"] for ack in Review.objects.get().acknowledgements] == [
+        "Quiescent.",
+        "Controlled now.",
+    ]
 
 
 def test_screening_page_for_another_date_and_bad_dates(world: World) -> None:
@@ -308,3 +432,62 @@ def test_panel_and_screening_page_run_a_constant_number_of_queries(
     )
     page = _count(lambda: client.get(f"/screening/patients/{world.patient.pk}/"))
     assert (panel, page) == (PANEL_QUERIES, SCREENING_PAGE_QUERIES)
+
+
+# --- the medicine catalogue page -------------------------------------------------------------------------
+
+
+def test_an_unknown_medicine_links_to_the_catalogue_and_is_added_there(world: World) -> None:
+    submit(world.patient, world.users["front_desk"], medications=(("Zontivity", None),))
+    client = client_for(world.users["practitioner"])
+    page = client.get(f"/screening/patients/{world.patient.pk}/").content.decode()
+    link = f"/screening/medicines/?clinic={world.clinic.pk}&amp;name=Zontivity"
+    assert link in page
+    assert "Zontivity" not in _panel(world, "front_desk", world.patient)  # the desk sees no findings
+    form = client.get(link.replace("&amp;", "&"))
+    assert form.status_code == 200
+    assert form.context["add_form"].initial["generic_name"] == "Zontivity"
+    bad = client.post(
+        "/screening/medicines/",
+        {"clinic": world.clinic.pk, "action": "add", "generic_name": "vorapaxar", "names": "Zontivity"},
+    )
+    assert bad.status_code == 400
+    assert bad.context["add_form"].errors["classes"]
+    added = client.post(
+        "/screening/medicines/",
+        {
+            "clinic": world.clinic.pk,
+            "action": "add",
+            "generic_name": "Vorapaxar",
+            "classes": ["antiplatelet"],
+            "names": "Zontivity\n",
+        },
+    )
+    assert added.status_code == 302
+    listed = client.get(added["Location"])
+    assert [m.generic_name for m in listed.context["medicines"]] == ["vorapaxar"]
+    screening = client.get(f"/screening/patients/{world.patient.pk}/")
+    assert [f.key for f in screening.context["result"].screening.findings] == ["anticoagulant:Zontivity"]
+
+
+def test_names_are_added_to_a_global_medicine_from_the_page(world: World) -> None:
+    client = client_for(world.users["clinic_admin"])
+    apixaban = Medicine.objects.get(clinic=None, generic_name="apixaban")
+    taken = client.post(
+        "/screening/medicines/",
+        {"clinic": world.clinic.pk, "action": "names", "medicine": apixaban.pk, "names": "Advil"},
+    )
+    assert taken.status_code == 400
+    assert "already in the catalogue" in taken.content.decode()
+    added = client.post(
+        "/screening/medicines/",
+        {
+            "clinic": world.clinic.pk,
+            "action": "names",
+            "medicine": apixaban.pk,
+            "names": "Apixa\nApixaban Mylan",
+        },
+    )
+    assert added.status_code == 302
+    names = set(MedicineName.objects.filter(clinic=world.clinic).values_list("name", flat=True))
+    assert names == {"Apixa", "Apixaban Mylan"}

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import zoneinfo
+from datetime import date
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -36,6 +39,14 @@ class Clinic(models.Model):
     phone = models.CharField(_("phone"), max_length=40, blank=True)
     # The last patient record number handed out; incremented under a row lock (patients.services).
     last_record_number = models.PositiveIntegerField(default=0, editable=False)
+    # The medical director co-signs this share of signed sessions, and every session of a practitioner who
+    # has signed fewer than ``cosign_new_practitioner_sessions`` in the clinic (treatments.rules).
+    cosign_share_percent = models.PositiveSmallIntegerField(
+        _("share of sessions co-signed (%)"), default=10, validators=[MaxValueValidator(100)]
+    )
+    cosign_new_practitioner_sessions = models.PositiveSmallIntegerField(
+        _("sessions co-signed for a new practitioner"), default=20
+    )
 
     class Meta:
         verbose_name = _("clinic")
@@ -47,6 +58,9 @@ class Clinic(models.Model):
             models.CheckConstraint(
                 condition=models.Q(country__regex=r"^[A-Z]{2}$"), name="clinic_country_iso"
             ),
+            models.CheckConstraint(
+                condition=models.Q(cosign_share_percent__lte=100), name="clinic_cosign_share_percent"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -55,6 +69,10 @@ class Clinic(models.Model):
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
+
+    def today(self) -> date:
+        """The clinic's local date: every rule about days (intervals, washouts, expiry) counts in it."""
+        return timezone.localdate(timezone=self.zone)
 
 
 class Room(models.Model):

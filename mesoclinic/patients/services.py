@@ -11,7 +11,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from mesoclinic.accounts.actors import Caller
@@ -37,10 +36,6 @@ EDITABLE_FIELDS = (
 )
 
 
-def _clinic_today(clinic: Clinic) -> date:
-    return timezone.localdate(timezone=clinic.zone)
-
-
 def _validate(patient: Patient) -> None:
     try:
         patient.full_clean(
@@ -51,7 +46,7 @@ def _validate(patient: Patient) -> None:
     else:
         errors = {}
     if isinstance(patient.date_of_birth, date) and "date_of_birth" not in errors:
-        problem = birth_date_problem(patient.date_of_birth, _clinic_today(patient.clinic))
+        problem = birth_date_problem(patient.date_of_birth, patient.clinic.today())
         if problem:
             errors["date_of_birth"] = [problem]
     for name in ("given_name", "family_name"):

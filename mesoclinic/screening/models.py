@@ -222,7 +222,8 @@ class Review(models.Model):
     areas = models.JSONField(_("areas"), default=list)
     verdict = models.CharField(_("verdict"), max_length=12)
     findings = models.JSONField(_("findings"), default=list)  # as shown when signing
-    acknowledgements = models.JSONField(_("acknowledgements"), default=list)  # [{"code", "reason"}]
+    # [{"key", "code", "subject", "reason"}], one per warning key (older rows: {"code", "reason"})
+    acknowledgements = models.JSONField(_("acknowledgements"), default=list)
     decision = models.CharField(_("decision"), max_length=15, choices=Decision.choices)
     note = models.TextField(_("note"), blank=True)
     signed_by = models.ForeignKey(

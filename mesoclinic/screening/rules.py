@@ -1,9 +1,9 @@
 """Candidacy screening (domain.md R-CAND-*, R-PRE-NSAID): pure rules over plain facts.
 
-No ORM, no request, no clock: the planned session date comes in with the facts, the catalogue entries the
-rules need (conditions, the classes of each medicine) are plain values, and the answer is a verdict with
-findings.
-Every finding code this module can produce is listed in ``FINDING_CODES`` (tests assert each is reachable).
+No ORM, no request, no clock: the planned session date (and, for reviews, the clinic's today) comes in with
+the facts, the catalogue entries the rules need (conditions, the medicines a line names) are plain values, and
+the answer is a verdict with findings. Every finding code this module can produce is listed in
+``FINDING_CODES`` (tests assert each is reachable).
 
 Decisions written down here (see also docs/adr/0007-candidacy-screening.md):
 
@@ -13,37 +13,50 @@ Decisions written down here (see also docs/adr/0007-candidacy-screening.md):
   session (``(session - last dose).days < 7``) warns; a dose exactly 7 days before passes. A last dose after
   the session date is invalid input. An NSAID whose last dose is not known warns too (the washout cannot
   be confirmed).
+- Medicine lines: one line may name several medicines ("Eliquis and Advil"); every medicine it names counts
+  (the union of their classes). "Aspirin-free Excedrin", "sans aspirine", "no aspirin" name aspirin as absent.
+  A line the catalogue does not know, or knows only in part (a word that looks like a medicine name is left
+  over), raises ``unknown-medicine`` so that a person checks it.
 - Weight (R-CAND-WEIGHT applies to fat indications): with a planned fat formula, an unstable *or unknown*
   weight warns; with a planned formula for another indication it says nothing; with no formula planned yet an
   unstable weight warns and an unknown weight is shown as ``info``.
 - Pregnancy planned: ``pregnant`` as a warning (confirm at each session); a teratogen is then blocked.
-- Teratogens (R-CAND-ANDRO): a finasteride/dutasteride formula (or a 5-alpha-reductase inhibitor taken) blocks
-  for a patient who is pregnant or planning a pregnancy; a formula with a teratogen for any other patient
-  who is not male warns, so that the clinician confirms she cannot become pregnant.
+- The planned formula is checked by the formulary's rules, the one implementation (``formulary.rules.
+  formula_findings``): allergies (R-CAND-ALLERGY, -XALLERGY), teratogens (R-CAND-ANDRO: block when pregnant or
+  planning, warn for anyone else who is not male) and the clinic's jurisdiction (R-REG).
 - Dysphagia is a significant condition (warn); with a planned submental/neck area it blocks (Kybella label).
-- Several warnings of one code are acknowledged together: a review's acknowledgement is per finding code.
+- Each warning is acknowledged on its own: a finding's ``subject`` (the condition code, the medicine line as
+  written, the ingredient code) makes its ``key`` (``code:subject``), and a review needs a reason per key.
+- Reviews: signed for a session from the clinic's today to ``REVIEW_HORIZON_DAYS`` ahead; stale when a newer
+  intake exists, the rules changed, or it was signed more than ``REVIEW_VALIDITY_DAYS`` ago.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from mesoclinic.formulary import rules as formulary
 from mesoclinic.lib.findings import SEVERITY_ORDER, Finding, Severity, blocks, warns
 from mesoclinic.lib.text import fold
 
-# Bump when any rule below changes what it finds: every signed review records the version it was signed under.
-RULES_VERSION = "screening-2026.1"
+# Bump when any rule below changes what it finds: every signed review records the version it was signed under,
+# and a review signed under another version is stale.
+RULES_VERSION = "screening-2026.2"
 
 ADULT_AGE_YEARS = 18
 NSAID_WASHOUT_DAYS = 7
+# A review is signed for a session from the clinic's today up to this many days ahead…
+REVIEW_HORIZON_DAYS = 180
+# …and speaks for this many days after it was signed (clinic dates): then it is stale and is signed again.
+REVIEW_VALIDITY_DAYS = 180
 
 SEED_000 = "seed 000_2edeac59aef879af.txt"
 SEED_001 = "seed 001_5e54515e35d4687b.txt"
@@ -53,13 +66,12 @@ SEED_004 = "seed 004_99daaf86bc4fb4d2.txt"
 LIT_KYBELLA = "literature: Kybella (deoxycholic acid) label"
 LIT_PREGNANCY = "literature: injectables are avoided in pregnancy and breastfeeding (no safety data)"
 LIT_FINASTERIDE = "literature: finasteride (Propecia) and dutasteride (Avodart) labels"
-LIT_ALLERGY = "literature: product labels — contraindicated in hypersensitivity to any ingredient"
 LIT_ISOTRETINOIN = "literature: isotretinoin labels — delayed wound healing and scarring"
 LIT_IMMUNOSUPPRESSION = "literature: immunosuppression raises the risk of injection-site infection"
 
 Verdict = Literal["eligible", "review", "ineligible"]
 PREGNANCY_VALUES = ("none", "pregnant", "breastfeeding", "planning")
-FAT_INDICATIONS = frozenset({"localized-fat", "weight-loss", "cellulite"})
+FAT_INDICATIONS = frozenset({"localized-fat", "weight-loss", "cellulite", "submental-fat"})
 # Area codes (our own code system, domain.md R-IND) where treatment reaches the swallowing muscles.
 SUBMENTAL_AREAS = frozenset({"submental", "chin", "jaw", "jawline", "neck"})
 
@@ -83,6 +95,7 @@ MEDICINE_CLASS_LABELS = {
     MedicineClass.IMMUNOSUPPRESSANT: gettext_lazy("Immunosuppressant"),
     MedicineClass.OTHER: gettext_lazy("Other"),
 }
+THINNER_CLASSES = frozenset({MedicineClass.ANTICOAGULANT, MedicineClass.ANTIPLATELET})
 
 # The seeded condition codes, translated. A clinic's own condition shows the label stored with it.
 CONDITION_LABELS = {
@@ -112,7 +125,8 @@ def _spec(code: str, rule: str, severities: set[Severity], summary: str) -> tupl
     return code, CodeSpec(code, rule, frozenset(severities), summary)
 
 
-# Every finding code the screening produces (domain.md R-CAND and R-PRE-NSAID, plus unknown medicines).
+# Every finding code the screening produces (domain.md R-CAND, R-PRE-NSAID and, for a planned formula, R-REG;
+# plus unknown medicines).
 FINDING_CODES: dict[str, CodeSpec] = dict(
     [
         _spec("age-under-18", "R-CAND-AGE", {"block"}, "under 18 on the planned session date"),
@@ -130,7 +144,12 @@ FINDING_CODES: dict[str, CodeSpec] = dict(
         _spec("teratogen", "R-CAND-ANDRO", {"block", "warn"}, "finasteride/dutasteride and pregnancy"),
         _spec("site-infection", "R-CAND-SITE", {"block"}, "infection or skin disease at the site"),
         _spec("nsaid-washout", "R-PRE-NSAID", {"warn"}, "NSAID or aspirin within 7 days of the session"),
-        _spec("unknown-medicine", "R-CAND-ANTICOAG", {"warn"}, "a medicine not in the catalogue"),
+        _spec("unknown-medicine", "R-CAND-ANTICOAG", {"warn"}, "a medicine not (fully) in the catalogue"),
+        _spec("banned-in-jurisdiction", "R-REG", {"block"}, "the formula is banned where the clinic is"),
+        _spec("not-approved", "R-REG", {"warn"}, "an ingredient is not approved where the clinic is"),
+        _spec("off-label", "R-REG", {"warn"}, "an ingredient is approved for another use"),
+        _spec("regulatory-unknown", "R-REG", {"info"}, "no regulatory status recorded"),
+        _spec("procedure-not-approved", "R-REG", {"info"}, "the procedure itself is not approved"),
     ]
 )
 
@@ -154,11 +173,34 @@ class PatientFacts:
 
 
 @dataclass(frozen=True)
+class CatalogueMedicine:
+    """One medicine of the catalogue, as the rules see it."""
+
+    generic_name: str
+    classes: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class MedicationFacts:
+    """One line of the intake's medicines: what the patient wrote, the last dose, and what the catalogue
+    recognised in it (``medicines`` empty: nothing; ``unrecognised``: words that look like medicine names and
+    that the catalogue does not know)."""
+
     name: str  # as the patient wrote it
     last_taken: date | None
-    generic_name: str | None = None  # None: not found in the medicine catalogue
-    classes: frozenset[str] = frozenset()
+    medicines: tuple[CatalogueMedicine, ...] = ()
+    unrecognised: tuple[str, ...] = ()
+
+    @property
+    def classes(self) -> frozenset[str]:
+        return frozenset(value for medicine in self.medicines for value in medicine.classes)
+
+    @property
+    def generic_names(self) -> tuple[str, ...]:
+        return tuple(medicine.generic_name for medicine in self.medicines)
+
+    def generic_names_in(self, classes: frozenset[str]) -> tuple[str, ...]:
+        return tuple(medicine.generic_name for medicine in self.medicines if medicine.classes & classes)
 
 
 @dataclass(frozen=True)
@@ -185,71 +227,15 @@ class ConditionRule:
     source: str
 
 
-class CautionLike(Protocol):
-    @property
-    def group(self) -> str: ...
-    @property
-    def note(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-
-
-class IngredientLike(Protocol):
-    @property
-    def code(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def allergy_groups(self) -> frozenset[str]: ...
-    @property
-    def cautions(self) -> Sequence[CautionLike]: ...
-    @property
-    def teratogen(self) -> bool: ...
-
-
-class PlannedFormula(Protocol):
-    """What screening needs to know about a planned formula.
-    ``mesoclinic.formulary.rules.PlannedFormulaFacts`` satisfies it as it is; tests use ``FormulaFacts``."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def ingredients(self) -> Sequence[IngredientLike]: ...
-    @property
-    def indications(self) -> frozenset[str]: ...
-
-
-@dataclass(frozen=True)
-class CautionFacts:
-    group: str  # allergy group code, e.g. "soy", "bee-wasp-venom"
-    note: str
-    source: str
-
-
-@dataclass(frozen=True)
-class IngredientFacts:
-    code: str
-    name: str
-    allergy_groups: frozenset[str] = frozenset()
-    cautions: tuple[CautionFacts, ...] = ()
-    teratogen: bool = False
-
-
-@dataclass(frozen=True)
-class FormulaFacts:
-    name: str
-    ingredients: tuple[IngredientFacts, ...] = ()
-    indications: frozenset[str] = frozenset()
-
-
 @dataclass(frozen=True)
 class ScreeningFacts:
     patient: PatientFacts
     intake: IntakeFacts
     session_date: date
     conditions: Mapping[str, ConditionRule] = field(default_factory=dict)
-    formula: PlannedFormula | None = None
+    formula: formulary.PlannedFormulaFacts | None = None
     areas: tuple[str, ...] = ()
+    jurisdiction: str = ""  # the clinic's (R-REG), e.g. "FR", "US-NY"
 
 
 @dataclass(frozen=True)
@@ -273,54 +259,274 @@ def days_since(last: date, day: date) -> int:
 
 
 def verdict_of(findings: Sequence[Finding]) -> Verdict:
-    listed = list(findings)
-    if blocks(listed):
+    if blocks(findings):
         return "ineligible"
-    if warns(listed):
+    if warns(findings):
         return "review"
     return "eligible"
 
 
-_DOSE_RE = re.compile(r"\b\d+([.,]\d+)?\s*(mg|mcg|µg|g|ml|iu|ui|%)?\b")
-_WORD_RE = re.compile(r"[a-z0-9-]+")
+# --- what a medicine line names ---------------------------------------------------------------------------
+
+_DOSE_RE = re.compile(r"\b\d+([.,]\d+)?\s*(mg|mcg|µg|μg|ug|g|ml|iu|ui|%)?\b")
+_TOKEN_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*|[,;/+&()\[\]]")
+# Words that join two names: a negation before one does not reach the other ("no aspirin and Advil").
+CONJUNCTIONS = frozenset({"and", "et", "or", "ou", "with", "avec", "plus"})
+_FREE_SUFFIX = "-free"
+# The longest catalogue name, in words, looked for inside a line ("acide acetylsalicylique", "aspirin free
+# excedrin").
+MAX_NAME_WORDS = 4
+# Words that say the next name is absent: "no aspirin", "sans aspirine", "pas d'aspirine", "without Advil".
+NEGATIONS = frozenset(
+    {"no", "not", "non", "without", "sans", "pas", "hors", "except", "sauf", "never", "jamais"}
+)
+# Words of a medicine line that are not medicine names (English and French): doses, forms, times, filler.
+_STOP_WORDS_TEXT = """
+    an and or the of for per with plus to in on at as if from by about each every any other same
+    et ou le la les un une des de du au aux en avec par pour sur si chaque tous toutes tout autre autres
+    daily day days week weeks weekly month months monthly year years night nightly morning evening noon
+    jour jours semaine semaines mois an ans annee annees matin midi soir nuit hebdomadaire
+    once twice thrice times time fois when needed necessary need prn besoin
+    tablet tablets tab tabs pill pills capsule capsules caps softgel softgels comprime comprimes gelule
+    gelules sachet sachets drop drops goutte gouttes cream creme gel ointment pommade spray patch patches
+    injection injections injectable inhaler syrup sirop solution oral orale topical local
+    low dose doses dosage high extra strength forte fort max maximum mini junior adult adulte child enfant
+    generic generique brand marque taken take takes taking pris prise prend prends stopped stop arrete
+    since depuis until jusqu last dernier derniere ago il environ approx about sometimes parfois
+    occasionally rarely usually often souvent headache headaches pain pains douleur douleurs mal tete
+    free unknown inconnu name nom mg ml
+"""
+STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
+MIN_NAME_LETTERS = 4
+
+
+@dataclass(frozen=True)
+class MedicineResolution:
+    """What the catalogue recognised in one line: every medicine it names (in order, once each), the words
+    left over that look like medicine names, and the medicines the line names as absent."""
+
+    medicines: tuple[CatalogueMedicine, ...] = ()
+    unrecognised: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()  # generic names, e.g. ("aspirin",) for "Aspirin-free Excedrin"
+
+    @property
+    def recognised(self) -> bool:
+        return bool(self.medicines)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.medicines) and bool(self.unrecognised)
+
+    @property
+    def generic_names(self) -> tuple[str, ...]:
+        return tuple(medicine.generic_name for medicine in self.medicines)
+
+    @property
+    def classes(self) -> frozenset[str]:
+        return frozenset(value for medicine in self.medicines for value in medicine.classes)
+
+
+@dataclass(frozen=True)
+class _Word:
+    text: str
+    free: bool = False  # written "X-free" (or followed by "free")
+    separator: bool = False  # punctuation or a conjunction: names and negations end there
+
+
+def _without_doses(text: str) -> str:
+    return " ".join(_DOSE_RE.sub(" ", fold(text)).split())
+
+
+def _words(text: str) -> list[_Word]:
+    words: list[_Word] = []
+    for piece in _TOKEN_RE.findall(_without_doses(text)):
+        if not piece[0].isalnum() or piece in CONJUNCTIONS:
+            words.append(_Word(piece, separator=True))
+        elif piece.endswith(_FREE_SUFFIX) and len(piece) > len(_FREE_SUFFIX):
+            words.append(_Word(piece[: -len(_FREE_SUFFIX)], free=True))
+        elif piece == "free" and words and not words[-1].separator:
+            words[-1] = _Word(words[-1].text, free=True)
+            words.append(_Word(piece))
+        else:
+            words.append(_Word(piece))
+    return words
+
+
+def _name_like(word: str) -> bool:
+    return (
+        len(word) >= MIN_NAME_LETTERS
+        and word not in STOP_WORDS
+        and word not in NEGATIONS
+        and sum(ch.isalpha() for ch in word) >= MIN_NAME_LETTERS
+    )
+
+
+def _filler(word: _Word) -> bool:
+    return word.separator or word.text in STOP_WORDS or word.text in NEGATIONS
 
 
 def medicine_name_keys(text: str) -> tuple[str, ...]:
-    """The catalogue keys to try for what a patient wrote, most specific first: the whole folded text, the
-    text without doses ("Advil 200 mg" → "advil"), then each word of four letters or more."""
-    whole = fold(text)
-    without_doses = " ".join(_DOSE_RE.sub(" ", whole).split())
-    keys: list[str] = []
-    for key in (whole, without_doses, *[w for w in _WORD_RE.findall(without_doses) if len(w) >= 4]):
-        if key and key not in keys:
-            keys.append(key)
-    return tuple(keys)
+    """Every catalogue key worth looking up for what a patient wrote (folded): the whole line, the line
+    without doses ("Advil 200 mg" → "advil"), and each run of up to ``MAX_NAME_WORDS`` words within one part
+    of the line that neither starts nor ends with a filler word ("eliquis", "advil", "acide
+    acetylsalicylique"…)."""
+    words = _words(text)
+    candidates = [fold(text), _without_doses(text)]
+    for start in range(len(words)):
+        if _filler(words[start]):
+            continue
+        for end in range(start + 1, min(start + MAX_NAME_WORDS, len(words)) + 1):
+            if words[end - 1].separator:
+                break
+            if not _filler(words[end - 1]):
+                candidates.append(" ".join(word.text for word in words[start:end]))
+    return tuple(dict.fromkeys(key for key in candidates if key))
 
 
-def _mentions(text: str, term: str) -> bool:
-    """Whether ``term`` appears as whole words in ``text`` (both folded; hyphens read as spaces)."""
-    folded_term = " ".join(fold(term).replace("-", " ").split())
-    if not folded_term:
-        return False
-    folded_text = " ".join(fold(text).replace("-", " ").split())
-    return re.search(rf"(?<![a-z0-9]){re.escape(folded_term)}(?![a-z0-9])", folded_text) is not None
+def resolve_medicine(text: str, catalogue: Mapping[str, CatalogueMedicine]) -> MedicineResolution:
+    """What one medicine line names, given the catalogue entries of its keys (``medicine_name_keys``).
+
+    The whole line (with or without doses) is one name when the catalogue knows it. Otherwise the line is read
+    word by word, the longest known name first. A name after a negation ("no", "sans", "without"…, up to the
+    next comma or "and") or written "X-free" / "X free" is absent, and so is every other name of the same
+    medicine in the line ("Aspirin-free Excedrin" is not aspirin, although Excedrin usually is). Every other
+    medicine found counts, and a word that looks like a medicine name but is not in the catalogue (or names
+    only an absent medicine) is left over, for a person to check."""
+    for key in (fold(text), _without_doses(text)):
+        if key in catalogue:
+            return MedicineResolution(medicines=(catalogue[key],))
+    words = _words(text)
+    found: list[tuple[CatalogueMedicine, str]] = []
+    absent: list[str] = []
+    leftover: list[str] = []
+    negate = False
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word.separator:
+            negate = False
+            index += 1
+            continue
+        if word.text in NEGATIONS:
+            negate = True
+            index += 1
+            continue
+        hit: tuple[int, CatalogueMedicine] | None = None
+        for end in range(min(index + MAX_NAME_WORDS, len(words)), index, -1):
+            if any(item.separator for item in words[index:end]):
+                continue
+            key = " ".join(item.text for item in words[index:end])
+            if key in catalogue:
+                hit = (end, catalogue[key])
+                break
+        if hit is not None:
+            end, medicine = hit
+            if negate or any(item.free for item in words[index:end]):
+                absent.append(medicine.generic_name)
+            else:
+                found.append((medicine, " ".join(item.text for item in words[index:end])))
+            negate = False
+            index = end
+            continue
+        if _name_like(
+            word.text
+        ):  # short and filler words neither count nor end a negation ("pas d'aspirine")
+            if not negate and not word.free:
+                leftover.append(word.text)
+            negate = False
+        index += 1
+    medicines: list[CatalogueMedicine] = []
+    for medicine, written in found:
+        if medicine.generic_name in absent:
+            leftover.append(written)  # named, but the line says this medicine is absent: a person checks it
+        elif medicine.generic_name not in [known.generic_name for known in medicines]:
+            medicines.append(medicine)
+    return MedicineResolution(
+        medicines=tuple(medicines),
+        unrecognised=tuple(dict.fromkeys(leftover)),
+        absent=tuple(dict.fromkeys(absent)),
+    )
 
 
-# How patients write the allergy groups the formulary uses (codes are matched too, hyphens read as spaces).
-ALLERGY_GROUP_WORDS: dict[str, tuple[str, ...]] = {
-    "soy": ("soy", "soya", "soybean", "soybeans", "soja"),
-    "bee-wasp-venom": ("bee", "bees", "wasp", "wasps", "venom", "hymenoptera", "abeille", "guepe"),
-    "amide-local-anaesthetics": ("lidocaine", "lignocaine", "xylocaine", "articaine", "mepivacaine"),
-    "ester-local-anaesthetics": ("procaine", "benzocaine", "tetracaine", "novocaine"),
-    "sulfonamides": ("sulfa", "sulfonamide", "sulfonamides", "sulphonamide"),
-    "penicillins": ("penicillin", "penicillins", "amoxicillin"),
-}
+# --- the clinic's additions to the medicine catalogue ---------------------------------------------------
+
+MAX_MEDICINE_NAME = 100
+MAX_NAMES_AT_ONCE = 20
+MIN_MEDICINE_LETTERS = 3
+# What a catalogue name may be made of, once folded: words of letters and digits joined by spaces, hyphens or
+# slashes ("Advil Liqui-Gels", "aspirin/dipyridamole") — what the matching reads.
+_MEDICINE_NAME_RE = re.compile(r"^[a-z0-9]+(?:[ /-][a-z0-9]+)*$")
+AREA_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 
-def allergy_matches(allergies: Sequence[str], term: str) -> list[str]:
-    """The patient's allergy entries that name ``term`` (an ingredient code or name, or an allergy group)."""
-    words = (term, *ALLERGY_GROUP_WORDS.get(term, ()))
-    return [entry for entry in allergies if any(_mentions(entry, word) for word in words)]
+def medicine_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a catalogue name (None when it can)."""
+    text = " ".join(name.split())
+    folded = fold(text)
+    if not text:
+        return _("Give the name.")
+    if len(text) > MAX_MEDICINE_NAME:
+        return _("At most %(count)d characters.") % {"count": MAX_MEDICINE_NAME}
+    if not _MEDICINE_NAME_RE.match(folded):
+        return _("Use letters, digits, spaces, hyphens and slashes only, as on the box (“Advil Liqui-Gels”).")
+    if sum(ch.isalpha() for ch in folded) < MIN_MEDICINE_LETTERS or folded in (
+        STOP_WORDS | NEGATIONS | CONJUNCTIONS
+    ):
+        return _("This is not a medicine name.")
+    return None
+
+
+def medicine_names_problems(
+    *, names: Sequence[str], taken: Mapping[str, str], field: str, also: Iterable[str] = ()
+) -> dict[str, list[str]]:
+    """Why these names cannot be added, by field ``<field>.<index>``. ``taken``: folded name → the generic
+    name of the medicine it already names in the clinic's catalogue (a known name never changes meaning);
+    ``also``: names given elsewhere in the same request (folded)."""
+    problems: dict[str, list[str]] = {}
+    if len(names) > MAX_NAMES_AT_ONCE:
+        problems[field] = [_("At most %(count)d names at once.") % {"count": MAX_NAMES_AT_ONCE}]
+    seen = set(also)
+    for index, name in enumerate(names):
+        key = f"{field}.{index}"
+        problem = medicine_name_problem(name)
+        folded = fold(" ".join(name.split()))
+        if problem is not None:
+            problems[key] = [problem]
+        elif folded in taken:
+            problems[key] = [
+                _("“%(name)s” is already in the catalogue (as %(generic)s).")
+                % {"name": " ".join(name.split()), "generic": taken[folded]}
+            ]
+        elif folded in seen:
+            problems[key] = [_("This name is given twice.")]
+        seen.add(folded)
+    return problems
+
+
+def medicine_entry_problems(
+    *, generic_name: str, classes: Sequence[str], names: Sequence[str], taken: Mapping[str, str]
+) -> dict[str, list[str]]:
+    """Why a clinic's new medicine cannot be added, by field: its generic name (a valid name not already in
+    the catalogue), its classes (at least one ``MedicineClass``), its other names."""
+    problems: dict[str, list[str]] = {}
+    problem = medicine_name_problem(generic_name)
+    folded = fold(" ".join(generic_name.split()))
+    if problem is not None:
+        problems["generic_name"] = [problem]
+    elif folded in taken:
+        problems["generic_name"] = [
+            _("“%(name)s” is already in the catalogue (as %(generic)s): add names to that medicine instead.")
+            % {"name": " ".join(generic_name.split()), "generic": taken[folded]}
+        ]
+    known = {str(value) for value in MedicineClass}
+    if not classes:
+        problems["classes"] = [_("Choose at least one class.")]
+    elif any(value not in known for value in classes):
+        problems["classes"] = [
+            _("Unknown class: choose among %(classes)s.") % {"classes": ", ".join(sorted(known))}
+        ]
+    problems.update(medicine_names_problems(names=names, taken=taken, field="names", also=[folded]))
+    return problems
 
 
 # --- the rules ------------------------------------------------------------------------------------------
@@ -396,43 +602,46 @@ def check_pregnancy(facts: ScreeningFacts) -> list[Finding]:
     return []
 
 
-def _medicine_label(medication: MedicationFacts) -> str:
-    if medication.generic_name and fold(medication.generic_name) != fold(medication.name):
-        return f"{medication.generic_name} ({medication.name})"
-    return medication.name
+def _medicine_label(medication: MedicationFacts, generic_names: Sequence[str]) -> str:
+    """ "ibuprofen (Advil)": the catalogue's names for what the line names, then the line as written."""
+    names = ", ".join(generic_names)
+    if not names or fold(names) == fold(medication.name):
+        return medication.name
+    return f"{names} ({medication.name})"
 
 
 def check_medicines(facts: ScreeningFacts) -> list[Finding]:
-    """R-CAND-ANTICOAG (000), R-PRE-NSAID (004), medicines that touch general health, unknown medicines."""
+    """R-CAND-ANTICOAG (000), R-PRE-NSAID (004), medicines that touch general health, unknown medicines. One
+    finding per medicine line, its subject the line as written."""
     findings: list[Finding] = []
     medications = facts.intake.medications
-    thinners = [
-        _medicine_label(m)
-        for m in medications
-        if m.classes & {MedicineClass.ANTICOAGULANT, MedicineClass.ANTIPLATELET}
-    ]
-    if thinners:
-        findings.append(
-            Finding(
-                "anticoagulant",
-                "warn",
-                "R-CAND-ANTICOAG",
-                _(
-                    "Takes a blood thinner: %(names)s. People on blood thinners are generally not candidates "
-                    "(bleeding and bruising); the prescriber and the practitioner decide."
-                )
-                % {"names": ", ".join(thinners)},
-                SEED_000,
-            )
-        )
     for medication in medications:
-        if MedicineClass.NSAID not in medication.classes:
+        thinners = medication.generic_names_in(THINNER_CLASSES)
+        if thinners:
+            findings.append(
+                Finding(
+                    "anticoagulant",
+                    "warn",
+                    "R-CAND-ANTICOAG",
+                    _(
+                        "Takes a blood thinner: %(names)s. People on blood thinners are generally not "
+                        "candidates (bleeding and bruising); the prescriber and the practitioner decide."
+                    )
+                    % {"names": _medicine_label(medication, thinners)},
+                    SEED_000,
+                    subject=medication.name,
+                )
+            )
+    for medication in medications:
+        nsaids = medication.generic_names_in(frozenset({MedicineClass.NSAID}))
+        if not nsaids:
             continue
+        label = _medicine_label(medication, nsaids)
         if medication.last_taken is None:
             message = _(
                 "%(name)s is an NSAID and the date of the last dose is not known: it must be stopped "
                 "%(days)d days before the session."
-            ) % {"name": _medicine_label(medication), "days": NSAID_WASHOUT_DAYS}
+            ) % {"name": label, "days": NSAID_WASHOUT_DAYS}
         else:
             elapsed = days_since(medication.last_taken, facts.session_date)
             if elapsed >= NSAID_WASHOUT_DAYS:
@@ -440,44 +649,62 @@ def check_medicines(facts: ScreeningFacts) -> list[Finding]:
             message = _(
                 "%(name)s (an NSAID) was last taken %(elapsed)d day(s) before the session: avoid aspirin and "
                 "other NSAIDs for %(days)d days before (bleeding and bruising)."
-            ) % {"name": _medicine_label(medication), "elapsed": elapsed, "days": NSAID_WASHOUT_DAYS}
-        findings.append(Finding("nsaid-washout", "warn", "R-PRE-NSAID", message, SEED_004))
+            ) % {"name": label, "elapsed": elapsed, "days": NSAID_WASHOUT_DAYS}
+        findings.append(
+            Finding("nsaid-washout", "warn", "R-PRE-NSAID", message, SEED_004, subject=medication.name)
+        )
     for medication in medications:
-        if MedicineClass.ISOTRETINOIN in medication.classes:
+        isotretinoin = medication.generic_names_in(frozenset({MedicineClass.ISOTRETINOIN}))
+        if isotretinoin:
             findings.append(
                 Finding(
                     "health-concern",
                     "warn",
                     "R-CAND-HEALTH",
                     _("Takes isotretinoin (%(name)s): skin heals slowly and may scar; check when it stopped.")
-                    % {"name": _medicine_label(medication)},
+                    % {"name": _medicine_label(medication, isotretinoin)},
                     LIT_ISOTRETINOIN,
+                    subject=medication.name,
                 )
             )
-        if MedicineClass.IMMUNOSUPPRESSANT in medication.classes:
+        suppressants = medication.generic_names_in(frozenset({MedicineClass.IMMUNOSUPPRESSANT}))
+        if suppressants:
             findings.append(
                 Finding(
                     "health-concern",
                     "warn",
                     "R-CAND-HEALTH",
                     _("Takes an immunosuppressant (%(name)s): a higher risk of injection-site infection.")
-                    % {"name": _medicine_label(medication)},
+                    % {"name": _medicine_label(medication, suppressants)},
                     LIT_IMMUNOSUPPRESSION,
+                    subject=medication.name,
                 )
             )
-    unknown = [m.name for m in medications if m.generic_name is None]
-    if unknown:
+    for medication in medications:
+        if not medication.medicines:
+            message = _(
+                "Not in the medicine catalogue: %(name)s. Check that it is not a blood thinner or an NSAID, "
+                "or add it to the catalogue."
+            ) % {"name": medication.name}
+        elif medication.unrecognised:
+            message = _(
+                "Only partly recognised: “%(name)s” names %(found)s, but not %(words)s. Check that nothing "
+                "else on this line is a blood thinner or an NSAID, or add it to the catalogue."
+            ) % {
+                "name": medication.name,
+                "found": ", ".join(medication.generic_names),
+                "words": ", ".join(f"“{word}”" for word in medication.unrecognised),
+            }
+        else:
+            continue
         findings.append(
             Finding(
                 "unknown-medicine",
                 "warn",
                 "R-CAND-ANTICOAG",
-                _(
-                    "Not in the medicine catalogue: %(names)s. Check that none is a blood thinner or an "
-                    "NSAID, or add it to the catalogue."
-                )
-                % {"names": ", ".join(unknown)},
+                message,
                 f"{SEED_000}; {SEED_004}",
+                subject=medication.name,
             )
         )
     return findings
@@ -504,7 +731,8 @@ def _condition_message(rule: ConditionRule, escalated: bool) -> str:
 
 
 def check_conditions(facts: ScreeningFacts) -> list[Finding]:
-    """R-CAND-MED (000, lit.), R-CAND-SITE (Kybella label), R-CAND-HEALTH (000, 003): per the catalogue."""
+    """R-CAND-MED (000, lit.), R-CAND-SITE (Kybella label), R-CAND-HEALTH (000, 003): per the catalogue. Each
+    finding's subject is the condition code."""
     findings: list[Finding] = []
     submental = bool(SUBMENTAL_AREAS & set(facts.areas))
     for code in facts.intake.conditions:
@@ -517,6 +745,7 @@ def check_conditions(facts: ScreeningFacts) -> list[Finding]:
                     "R-CAND-MED",
                     _("Condition %(code)s is no longer in the catalogue: review it.") % {"code": code},
                     SEED_000,
+                    subject=code,
                 )
             )
             continue
@@ -528,6 +757,7 @@ def check_conditions(facts: ScreeningFacts) -> list[Finding]:
                 rule.rule,
                 _condition_message(rule, escalated),
                 LIT_KYBELLA if escalated else rule.source,
+                subject=code,
             )
         )
     return findings
@@ -619,90 +849,42 @@ def check_weight(facts: ScreeningFacts) -> list[Finding]:
     ]
 
 
+def formula_patient(facts: ScreeningFacts) -> formulary.PatientFacts:
+    """The patient as the formulary's checks see them: the intake's allergies as written, its pregnancy
+    status, the record's sex."""
+    return formulary.PatientFacts(
+        allergies=facts.intake.allergies, pregnancy=facts.intake.pregnancy, sex=facts.patient.sex
+    )
+
+
 def check_formula(facts: ScreeningFacts) -> list[Finding]:
-    """R-CAND-ALLERGY, R-CAND-XALLERGY and R-CAND-ANDRO for each ingredient of the planned formula."""
-    formula = facts.formula
-    if formula is None:
+    """R-CAND-ALLERGY, R-CAND-XALLERGY, R-CAND-ANDRO and R-REG for the planned formula: the formulary's checks
+    (one implementation), in the clinic's jurisdiction."""
+    if facts.formula is None:
         return []
-    findings: list[Finding] = []
-    allergies = facts.intake.allergies
-    for ingredient in formula.ingredients:
-        terms = [ingredient.code, ingredient.name, *sorted(ingredient.allergy_groups)]
-        matched = sorted({entry for term in terms for entry in allergy_matches(allergies, term)})
-        if matched:
-            findings.append(
-                Finding(
-                    "allergy",
-                    "block",
-                    "R-CAND-ALLERGY",
-                    _("Documented allergy (%(allergy)s) to %(ingredient)s in %(formula)s.")
-                    % {"allergy": "; ".join(matched), "ingredient": ingredient.name, "formula": formula.name},
-                    LIT_ALLERGY,
-                )
-            )
-        else:
-            for caution in ingredient.cautions:
-                caution_matched = allergy_matches(allergies, caution.group)
-                if caution_matched:
-                    findings.append(
-                        Finding(
-                            "allergy-caution",
-                            "warn",
-                            "R-CAND-XALLERGY",
-                            _("%(ingredient)s with an allergy to %(allergy)s: %(note)s")
-                            % {
-                                "ingredient": ingredient.name,
-                                "allergy": "; ".join(caution_matched),
-                                "note": caution.note,
-                            },
-                            caution.source,
-                        )
-                    )
-        if ingredient.teratogen:
-            findings.extend(_teratogen_findings(facts, ingredient.name))
-    return findings
-
-
-def _teratogen_findings(facts: ScreeningFacts, name: str) -> list[Finding]:
-    if facts.intake.pregnancy in ("pregnant", "planning"):
-        return [
-            Finding(
-                "teratogen",
-                "block",
-                "R-CAND-ANDRO",
-                _("%(name)s must not be given to a patient who is or may become pregnant.") % {"name": name},
-                LIT_FINASTERIDE,
-            )
-        ]
-    if facts.patient.sex != "male":
-        return [
-            Finding(
-                "teratogen",
-                "warn",
-                "R-CAND-ANDRO",
-                _("%(name)s is for men only: confirm the patient cannot become pregnant.") % {"name": name},
-                LIT_FINASTERIDE,
-            )
-        ]
-    return []
+    return formulary.formula_findings(facts.formula, formula_patient(facts), facts.jurisdiction)
 
 
 def check_teratogen_medicines(facts: ScreeningFacts) -> list[Finding]:
     """R-CAND-ANDRO: a 5-alpha-reductase inhibitor taken by a patient who is or plans to become pregnant."""
     if facts.intake.pregnancy not in ("pregnant", "planning"):
         return []
-    return [
-        Finding(
-            "teratogen",
-            "block",
-            "R-CAND-ANDRO",
-            _("Takes %(name)s, which must not be taken by a patient who is or may become pregnant.")
-            % {"name": _medicine_label(medication)},
-            LIT_FINASTERIDE,
-        )
-        for medication in facts.intake.medications
-        if MedicineClass.FIVE_ALPHA_REDUCTASE_INHIBITOR in medication.classes
-    ]
+    findings: list[Finding] = []
+    for medication in facts.intake.medications:
+        names = medication.generic_names_in(frozenset({MedicineClass.FIVE_ALPHA_REDUCTASE_INHIBITOR}))
+        if names:
+            findings.append(
+                Finding(
+                    "teratogen",
+                    "block",
+                    "R-CAND-ANDRO",
+                    _("Takes %(name)s, which must not be taken by a patient who is or may become pregnant.")
+                    % {"name": _medicine_label(medication, names)},
+                    LIT_FINASTERIDE,
+                    subject=medication.name,
+                )
+            )
+    return findings
 
 
 RULES = (
@@ -728,6 +910,50 @@ def screen(facts: ScreeningFacts) -> Screening:
         intake_version=facts.intake.version,
         rules_version=RULES_VERSION,
     )
+
+
+# --- reviews: for which session, and how long they speak --------------------------------------------------
+
+
+def review_date_problem(on: date, *, today: date) -> str | None:
+    """Why a review cannot be signed for a session on ``on`` (None when it can): from the clinic's today to
+    ``REVIEW_HORIZON_DAYS`` ahead, both included."""
+    if on < today:
+        return _("The session date is in the past: sign the review for today or a later session.")
+    if (on - today).days > REVIEW_HORIZON_DAYS:
+        return _("Sign the review for a session within %(days)d days from today.") % {
+            "days": REVIEW_HORIZON_DAYS
+        }
+    return None
+
+
+def review_stale_reasons(
+    *,
+    reviewed_intake_version: int,
+    latest_intake_version: int,
+    reviewed_rules_version: str,
+    signed_on: date,
+    today: date,
+) -> list[str]:
+    """Why a signed review no longer speaks for the patient (empty: it does). ``signed_on`` and ``today`` are
+    clinic dates; a review is valid through ``REVIEW_VALIDITY_DAYS`` days after the day it was signed."""
+    reasons: list[str] = []
+    if latest_intake_version > reviewed_intake_version:
+        reasons.append(
+            _("A newer intake (version %(new)d) was submitted after this review of version %(old)d.")
+            % {"new": latest_intake_version, "old": reviewed_intake_version}
+        )
+    if reviewed_rules_version != RULES_VERSION:
+        reasons.append(
+            _("The screening rules changed since this review (%(old)s, now %(new)s).")
+            % {"old": reviewed_rules_version, "new": RULES_VERSION}
+        )
+    if (today - signed_on).days > REVIEW_VALIDITY_DAYS:
+        reasons.append(
+            _("This review was signed more than %(days)d days ago (on %(day)s): screen and sign again.")
+            % {"days": REVIEW_VALIDITY_DAYS, "day": signed_on.isoformat()}
+        )
+    return reasons
 
 
 # --- intake answers: validation and "what changed" ------------------------------------------------------
@@ -760,7 +986,8 @@ MAX_ITEMS = 40
 def intake_problems(
     answers: IntakeAnswers, *, today: date, known_conditions: frozenset[str]
 ) -> dict[str, list[str]]:
-    """Why these answers cannot be stored, by field (empty when they can)."""
+    """Why these answers cannot be stored, by field (empty when they can). Run on the answers as given, before
+    anything is trimmed or dropped, so that ``medications.2.name`` is the third row the client sent."""
     problems: dict[str, list[str]] = {}
 
     def add(name: str, message: str) -> None:
@@ -768,7 +995,10 @@ def intake_problems(
 
     if answers.pregnancy not in PREGNANCY_VALUES:
         add("pregnancy", _("Choose one of: none, pregnant, breastfeeding, planning."))
-    unknown = sorted(set(answers.conditions) - known_conditions)
+    codes = [code.strip() for code in answers.conditions]
+    if any(not code for code in codes):
+        add("conditions", _("A condition code is empty."))
+    unknown = sorted({code for code in codes if code} - known_conditions)
     if unknown:
         add("conditions", _("Unknown condition code(s): %(codes)s.") % {"codes": ", ".join(unknown)})
     for label, items in (
@@ -779,21 +1009,39 @@ def intake_problems(
         if len(items) > MAX_ITEMS:
             add(label, _("At most %(count)d entries.") % {"count": MAX_ITEMS})
     for index, medication in enumerate(answers.medications):
-        if not medication.name.strip():
+        name = " ".join(medication.name.split())
+        if not name:
             add(f"medications.{index}.name", _("Name the medicine."))
-        elif len(medication.name) > MAX_ITEM:
+        elif len(name) > MAX_ITEM:
             add(f"medications.{index}.name", _("At most %(count)d characters.") % {"count": MAX_ITEM})
         if medication.last_taken is not None and medication.last_taken > today:
             add(f"medications.{index}.last_taken", _("The date last taken is in the future."))
     for index, allergy in enumerate(answers.allergies):
         if not allergy.strip():
             add(f"allergies.{index}", _("This entry is empty."))
-        elif len(allergy) > MAX_ITEM:
+        elif len(allergy.strip()) > MAX_ITEM:
             add(f"allergies.{index}", _("At most %(count)d characters.") % {"count": MAX_ITEM})
     for name in ("goals", "previous_treatments"):
-        if len(getattr(answers, name)) > MAX_TEXT:
+        if len(getattr(answers, name).strip()) > MAX_TEXT:
             add(name, _("At most %(count)d characters.") % {"count": MAX_TEXT})
     return problems
+
+
+def clean_answers(answers: IntakeAnswers) -> IntakeAnswers:
+    """The answers as stored, once ``intake_problems`` found nothing: text trimmed (runs of spaces in a
+    medicine name made one), conditions without duplicates. Nothing is dropped, so indexes stay as sent."""
+    return IntakeAnswers(
+        pregnancy=answers.pregnancy,
+        conditions=tuple(dict.fromkeys(code.strip() for code in answers.conditions)),
+        medications=tuple(
+            MedicationAnswer(name=" ".join(m.name.split()), last_taken=m.last_taken)
+            for m in answers.medications
+        ),
+        allergies=tuple(allergy.strip() for allergy in answers.allergies),
+        weight_stable=answers.weight_stable,
+        goals=answers.goals.strip(),
+        previous_treatments=answers.previous_treatments.strip(),
+    )
 
 
 @dataclass(frozen=True)

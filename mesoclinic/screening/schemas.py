@@ -4,8 +4,9 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Literal
 
+from django.utils.translation import gettext as _
 from ninja import Schema
-from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 _ISO_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -47,8 +48,17 @@ class IntakeIn(Schema):
 class MedicationOut(Schema):
     name: str
     last_taken: date | None
-    medicine: str | None = Field(description="The catalogue's generic name, or null when not recognised.")
-    classes: list[str]
+    medicine: str | None = Field(
+        description='The catalogue\'s generic name(s) the line names (several joined by " + "), or null when '
+        "none is recognised."
+    )
+    medicines: list[str] = Field(
+        description="Every generic name the line names, e.g. apixaban and ibuprofen."
+    )
+    classes: list[str] = Field(description="The classes of all of them.")
+    unrecognised: list[str] = Field(
+        description="Words of the line that look like medicine names and are not in the catalogue."
+    )
 
 
 class IntakeOut(Schema):
@@ -70,6 +80,10 @@ class FindingOut(Schema):
     rule: str
     message: str
     source: str
+    subject: str = Field(
+        default="", description="What the finding is about when a code can occur more than once."
+    )
+    key: str = Field(default="", description="What an acknowledgement names: code, or code:subject.")
 
 
 class ScreeningOut(Schema):
@@ -90,10 +104,24 @@ class ScreeningParams(Schema):
 
 
 class AcknowledgementIn(Schema):
+    """A reason for one warning, named by its ``key`` (from the screening's findings). A bare ``code`` is
+    accepted when exactly one warning has that code."""
+
     model_config = ConfigDict(extra="forbid")
 
-    code: Annotated[StrictStr, Field(min_length=1, max_length=40)]
+    key: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
+    code: Annotated[StrictStr, Field(min_length=1, max_length=40)] | None = None
     reason: Annotated[StrictStr, Field(min_length=1, max_length=1000)]
+
+    @model_validator(mode="after")
+    def _named(self) -> AcknowledgementIn:
+        if (self.key is None) == (self.code is None):
+            raise ValueError(_("Name the warning by its key (or, for older clients, its code)."))
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.key if self.key is not None else str(self.code)
 
 
 class ReviewIn(Schema):
@@ -109,7 +137,9 @@ class ReviewIn(Schema):
 
 
 class AcknowledgementOut(Schema):
+    key: str = ""
     code: str
+    subject: str = ""
     reason: str
 
 
@@ -138,3 +168,45 @@ class InvitationOut(Schema):
 
 class ErrorOut(Schema):
     detail: str
+
+
+MedicineClassCode = Literal[
+    "anticoagulant",
+    "antiplatelet",
+    "nsaid",
+    "5-alpha-reductase-inhibitor",
+    "isotretinoin",
+    "immunosuppressant",
+    "other",
+]
+MedicineNameText = Annotated[StrictStr, Field(min_length=1, max_length=100)]
+
+
+class MedicineNameOut(Schema):
+    name: str
+    is_brand: bool
+    clinic_only: bool = Field(description="Added by this clinic (seen by it only).")
+
+
+class MedicineOut(Schema):
+    id: int
+    generic_name: str
+    classes: list[str]
+    clinic_only: bool = Field(description="This clinic's own medicine; false for the shared catalogue.")
+    names: list[MedicineNameOut]
+
+
+class MedicineIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    clinic_id: StrictInt | None = None
+    generic_name: MedicineNameText
+    classes: list[MedicineClassCode] = Field(min_length=1, max_length=7)
+    names: list[MedicineNameText] = Field(default_factory=list, max_length=20)
+
+
+class MedicineNamesIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    clinic_id: StrictInt | None = None
+    names: list[MedicineNameText] = Field(min_length=1, max_length=20)

@@ -12,4 +12,5 @@ urlpatterns = [
     path("patients/<int:patient_id>/intake/", views.desk_intake, name="desk_intake"),
     path("patients/<int:patient_id>/intake/history/", views.history, name="history"),
     path("patients/<int:patient_id>/intake/invite/", views.invite, name="invite"),
+    path("medicines/", views.medicines, name="medicines"),
 ]

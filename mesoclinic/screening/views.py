@@ -9,34 +9,46 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from mesoclinic.accounts.actors import Caller
-from mesoclinic.accounts.policy import Perm, can
+from mesoclinic.accounts.clinic_context import current_clinic
+from mesoclinic.accounts.models import Membership
+from mesoclinic.accounts.policy import Perm, can, clinics_with
+from mesoclinic.clinics.models import Clinic
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.services import patient_get
 from mesoclinic.screening.forms import (
     IntakeForm,
     MedicationFormSet,
+    MedicineForm,
+    MedicineNamesForm,
     ReviewForm,
     ScreeningParamsForm,
     answers_from,
+    apply_errors,
     apply_intake_errors,
     intake_initial,
 )
 from mesoclinic.screening.services import (
+    InvitationNotSent,
     NoIntake,
     answers_of,
     intake_get,
     intake_history,
     intake_invite,
     intake_submit,
+    medicine_add,
+    medicine_catalogue,
+    medicine_get,
+    medicine_names_add,
     review_get,
     review_sign,
     screening_run,
@@ -68,10 +80,11 @@ def _intake_page(request: HttpRequest, patient: Patient, *, done_url: str, porta
         form = IntakeForm(request.POST)
         formset = MedicationFormSet(request.POST, prefix="medications")
         if form.is_valid() and formset.is_valid():
+            answers, rows = answers_from(form, formset)
             try:
-                intake = intake_submit(caller=caller, patient=patient, answers=answers_from(form, formset))
+                intake = intake_submit(caller=caller, patient=patient, answers=answers)
             except ValidationError as error:
-                apply_intake_errors(form, formset, error)
+                apply_intake_errors(form, formset, error, rows)
             else:
                 text = (
                     _("Thank you: your answers are saved (version %(version)d).")
@@ -146,11 +159,13 @@ def invite(request: HttpRequest, patient_id: int) -> HttpResponseBase:
     except ValidationError as error:
         for message in error.messages:
             messages.error(request, message)
+    except InvitationNotSent as failure:
+        messages.error(request, failure.message)
     else:
         messages.success(
             request,
             _("Invitation sent to %(email)s (sign-in name: %(username)s).")
-            % {"email": patient.email, "username": user.get_username()},
+            % {"email": user.email, "username": user.get_username()},
         )
     return redirect("patients:detail", patient_id=patient.pk)
 
@@ -165,6 +180,7 @@ def _permissions(request: HttpRequest, patient: Patient) -> dict[str, bool]:
         "can_invite": has(Perm.INTAKE_INVITE),
         "can_screen": has(Perm.SCREENING_VIEW),
         "can_review": has(Perm.SCREENING_REVIEW),
+        "can_manage_medicines": has(Perm.MEDICINE_MANAGE),
     }
 
 
@@ -229,9 +245,7 @@ def screening_page(request: HttpRequest, patient_id: int) -> HttpResponseBase:
         "areas": ",".join(result.areas),
     }
     form = ReviewForm(
-        request.POST if request.method == "POST" else None,
-        initial=initial,
-        warning_codes=result.warning_codes,
+        request.POST if request.method == "POST" else None, initial=initial, warnings=result.warnings
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -256,24 +270,109 @@ def screening_page(request: HttpRequest, patient_id: int) -> HttpResponseBase:
     review = review_get(
         caller=caller, patient=patient, latest_intake_version=result.intake.version, audit=False
     )
-    warnings_by_code = {
-        code: [finding for finding in result.warnings if finding.code == code]
-        for code in result.warning_codes
-    }
-    ack_fields = [(code, form[f"ack_{code}"], warnings_by_code[code]) for code in result.warning_codes]
     return render(
         request,
         "screening/screening.html",
-        {**context, "result": result, "review": review, "form": form, "ack_fields": ack_fields},
+        {
+            **context,
+            "result": result,
+            "review": review,
+            "form": form,
+            "ack_fields": form.acknowledgement_fields(),
+        },
         status=400 if form.errors else 200,
+    )
+
+
+# --- the medicine catalogue -----------------------------------------------------------------------------
+
+
+def _catalogue_clinic(request: HttpRequest) -> Clinic:
+    """The clinic whose catalogue this is: ``clinic`` in the query or form when given (the link from a
+    patient's screening names the patient's clinic), else the clinic the user works in now."""
+    raw = request.POST.get("clinic") or request.GET.get("clinic")
+    if raw:
+        clinic = Clinic.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+        if clinic is None or clinic.pk not in clinics_with(request.user, Perm.MEDICINE_MANAGE):
+            raise PermissionDenied
+        return clinic
+    clinic = current_clinic(request)
+    if clinic is None or not can(request.user, Perm.MEDICINE_MANAGE, clinic_id=clinic.pk):
+        raise PermissionDenied
+    return clinic
+
+
+def _catalogue_url(clinic: Clinic, query: str) -> str:
+    return f"{reverse('screening:medicines')}?{urlencode({'clinic': str(clinic.pk), 'q': query})}"
+
+
+@login_required
+def medicines(request: HttpRequest) -> HttpResponseBase:
+    """The medicine catalogue as this clinic sees it: search it, add a medicine, add names to one."""
+    caller = Caller.of(request)
+    clinic = _catalogue_clinic(request)
+    action = request.POST.get("action") if request.method == "POST" else None
+    initial_name = request.GET.get("name", "")[:100]
+    add_form = MedicineForm(request.POST if action == "add" else None, initial={"generic_name": initial_name})
+    names_form = MedicineNamesForm(request.POST if action == "names" else None)
+    if action == "add" and add_form.is_valid():
+        try:
+            medicine = medicine_add(
+                caller=caller,
+                clinic=clinic,
+                generic_name=add_form.cleaned_data["generic_name"],
+                classes=add_form.cleaned_data["classes"],
+                names=add_form.name_list(),
+            )
+        except ValidationError as error:
+            apply_errors(add_form, error)
+        else:
+            messages.success(request, _("%(name)s added to the catalogue.") % {"name": medicine.generic_name})
+            return redirect(_catalogue_url(clinic, medicine.generic_name))
+    if action == "names" and names_form.is_valid():
+        try:
+            medicine = medicine_get(
+                caller=caller, clinic=clinic, medicine_id=names_form.cleaned_data["medicine"]
+            )
+            medicine_names_add(caller=caller, clinic=clinic, medicine=medicine, names=names_form.name_list())
+        except ValidationError as error:
+            apply_errors(names_form, error)
+        else:
+            messages.success(request, _("Names added to %(name)s.") % {"name": medicine.generic_name})
+            return redirect(_catalogue_url(clinic, medicine.generic_name))
+    query = (request.GET.get("q") or initial_name).strip()[:100]
+    found = medicine_catalogue(caller=caller, clinic=clinic, q=query) if query or not initial_name else []
+    invalid = bool(add_form.errors or names_form.errors)
+    return render(
+        request,
+        "screening/medicines.html",
+        {
+            "clinic": clinic,
+            "query": query,
+            "medicines": found,
+            "add_form": add_form,
+            "names_form": names_form,
+            "names_medicine": names_form.data.get("medicine") if names_form.is_bound else None,
+        },
+        status=400 if invalid else 200,
     )
 
 
 class InvitationView(auth_views.PasswordResetConfirmView):
     """The emailed invitation: the patient chooses a password, is signed in and lands on the questionnaire.
-    The link is Django's password-reset token: single use (it dies with the password change) and expiring."""
+    The link is Django's password-reset token: single use (it dies with the password change) and expiring.
+    Only a portal account (linked to a patient record, with no staff membership) can be reached this way:
+    staff reset their password through the sign-in page, where MFA applies."""
 
     template_name = "screening/invitation_accept.html"
     success_url = reverse_lazy("screening:portal_intake")
     post_reset_login = True
     post_reset_login_backend = "django.contrib.auth.backends.ModelBackend"
+
+    def get_user(self, uidb64: str) -> Any:
+        user = super().get_user(uidb64)
+        if user is None:
+            return None
+        is_patient = Patient.objects.filter(user_id=user.pk).exists()
+        is_staff = user.is_staff or user.is_superuser or Membership.objects.filter(user_id=user.pk).exists()
+        return user if is_patient and not is_staff else None
