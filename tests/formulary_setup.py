@@ -1,5 +1,6 @@
 """A small, realistic formulary for one clinic, built through the services (so it is authorised and audited
-like real use): a facial formula, three products, three lots, an opened multi-dose vial."""
+like real use): a facial formula, three products, three lots, an opened multi-dose vial. Patients get an
+intake questionnaire before their first preparation (screening precedes treatment)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,20 @@ from mesoclinic.formulary.models import (
     Lot,
     Preparation,
     Product,
+    StockMovement,
     VialOpening,
 )
 from mesoclinic.patients.models import Patient
+from mesoclinic.screening.models import Intake
 from tests.factories import staff
+from tests.screening_support import ensure_catalogues, submit
+
+
+def ensure_intake(patient: Patient, user: User) -> None:
+    """An intake with nothing to report, unless the patient has one already."""
+    if not Intake.objects.filter(patient_id=patient.pk).exists():
+        ensure_catalogues()
+        submit(patient, user, goals="Brighter skin.")
 
 
 @dataclass
@@ -53,12 +64,30 @@ class Setup:
         ]
 
     def prepare(self, patient: Patient, *, now: datetime | None = None, vitc_ml: str = "0.5") -> Preparation:
+        ensure_intake(patient, self.director)
         return services.preparation_create(
             caller=self.caller,
             patient=patient,
             formula_version=self.version,
             lines=self.lines(vitc_ml=vitc_ml),
             now=now,
+        )
+
+    def administer(
+        self,
+        patient: Patient,
+        *,
+        lot: Lot | None = None,
+        volume_ml: str = "1",
+        vial: VialOpening | None = None,
+    ) -> StockMovement:
+        """Inject straight from a lot (the single-dose HA lot unless told), no preparation."""
+        return services.lot_administer(
+            caller=self.caller,
+            patient=patient,
+            lot=lot or self.ha_lot,
+            volume_ml=Decimal(volume_ml),
+            vial_id=vial.pk if vial is not None else None,
         )
 
 
@@ -87,7 +116,7 @@ def product(
 def build(clinic: Clinic, director: User | None = None, *, prefix: str = "", vials: int = 10) -> Setup:
     director = director or staff(clinic, Role.MEDICAL_DIRECTOR)
     caller = Caller(user=director)
-    today = services.clinic_today(clinic)
+    today = clinic.today()
     formula = services.formula_create(
         caller=caller,
         clinic=clinic,

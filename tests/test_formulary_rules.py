@@ -15,8 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mesoclinic.formulary.rules import (
+    MAX_BEYOND_USE_HOURS,
+    MAX_LOT_AGE_DAYS,
+    MAX_SHELF_LIFE_DAYS,
+    MAX_VIALS_PER_LOT,
+    STRENGTH_LIMITS,
+    VOLUME_LIMITS,
     CautionFacts,
     ComponentInput,
+    DecimalLimits,
     FormulaInput,
     IngredientFacts,
     LotFacts,
@@ -25,10 +32,14 @@ from mesoclinic.formulary.rules import (
     StatusFacts,
     applicable_statuses,
     beyond_use_at,
+    beyond_use_hours_problem,
+    decimal_problem,
     formula_findings,
     formula_input_problems,
     lot_findings,
+    lot_receipt_problems,
     single_dose_vials,
+    worst_status,
 )
 
 FAT = frozenset({"localized-fat", "weight-loss"})
@@ -77,7 +88,8 @@ def formula(
     )
 
 
-NOBODY = PatientFacts()
+# Nothing to say about the patient: no allergy, not pregnant, male (a teratogen warns for anyone else).
+NOBODY = PatientFacts(sex="male")
 
 
 def codes(findings: list) -> list[tuple[str, str, str]]:  # type: ignore[type-arg]
@@ -142,7 +154,7 @@ def codes(findings: list) -> list[tuple[str, str, str]]:  # type: ignore[type-ar
         (
             "finasteride in pregnancy blocks",
             formula(FINASTERIDE),
-            PatientFacts(pregnant=True),
+            PatientFacts(pregnancy="pregnant"),
             "US",
             [
                 ("off-label", "warn", "R-REG"),
@@ -153,7 +165,7 @@ def codes(findings: list) -> list[tuple[str, str, str]]:  # type: ignore[type-ar
         (
             "finasteride when she may become pregnant blocks",
             formula(FINASTERIDE),
-            PatientFacts(may_become_pregnant=True),
+            PatientFacts(pregnancy="planning"),
             "US",
             [
                 ("off-label", "warn", "R-REG"),
@@ -237,12 +249,13 @@ def test_the_most_specific_jurisdiction_wins() -> None:
 
 
 def test_an_indication_specific_row_only_speaks_for_its_indications() -> None:
+    """…and for those it overrides the row for any use (Kybella: approved for submental fat only)."""
     rows = [StatusFacts("FR", "banned", "fat", "s", FAT), StatusFacts("FR", "not-approved", "any", "s")]
-    assert {row.use for row in applicable_statuses(rows, "FR", frozenset({"localized-fat"}))} == {
-        "fat",
-        "any",
-    }
+    assert {row.use for row in applicable_statuses(rows, "FR", frozenset({"localized-fat"}))} == {"fat"}
     assert {row.use for row in applicable_statuses(rows, "FR", frozenset({"hair-loss"}))} == {"any"}
+    both = frozenset({"localized-fat", "hair-loss"})
+    assert {row.use for row in applicable_statuses(rows, "FR", both)} == {"fat", "any"}
+    assert {row.use for row in applicable_statuses(rows, "FR", frozenset())} == {"fat", "any"}  # catalogue
 
 
 @given(
@@ -261,7 +274,9 @@ def test_findings_follow_the_facts(
     planned = formula(
         PC, HYALURONIDASE, LIDOCAINE, FINASTERIDE, indications=FAT if fat else frozenset({"hair-loss"})
     )
-    found = {f.code for f in formula_findings(planned, PatientFacts(allergies, pregnant, may), jurisdiction)}
+    pregnancy = "pregnant" if pregnant else "planning" if may else "none"
+    patient = PatientFacts(allergies=allergies, pregnancy=pregnancy, sex="male")
+    found = {f.code for f in formula_findings(planned, patient, jurisdiction)}
     assert ("allergy" in found) == bool(allergies & {"amide-local-anaesthetics", "lidocaine"})
     assert ("allergy-caution" in found) == bool(allergies & {"soy", "bee-wasp-venom"})
     assert ("teratogen" in found) == (pregnant or may)
@@ -449,3 +464,209 @@ def test_formula_input_problems(name: str, data: FormulaInput, fields: set[str])
 def test_a_concentration_is_accepted_exactly_when_positive(concentration: Decimal) -> None:
     problems = formula_input_problems(entry(ComponentInput(1, concentration, "%")))
     assert ("components.0.concentration" in problems) == (concentration <= 0)
+
+
+# --- regulatory precedence, clinic overrides, input limits (the formulary's own part of this file) -------
+
+
+KYBELLA_US = (
+    StatusFacts("US", "approved-other-indication", "submental fat only", "label"),
+    StatusFacts("US", "approved", "submental fat", "label", frozenset({"submental-fat"})),
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "jurisdiction", "indications", "expected"),
+    [
+        ("kybella for submental fat", KYBELLA_US, "US", {"submental-fat"}, "approved"),
+        ("kybella for other fat", KYBELLA_US, "US-NY", {"localized-fat"}, "approved-other-indication"),
+        (
+            "kybella for both uses: the worst speaks",
+            KYBELLA_US,
+            "US",
+            {"submental-fat", "cellulite"},
+            "approved-other-indication",
+        ),
+        (
+            "the clinic's row overrides the seeded one",
+            (
+                StatusFacts("FR", "banned", "seeded", "s"),
+                StatusFacts("FR", "not-approved", "ours", "s", clinic=True),
+            ),
+            "FR",
+            {"rejuvenation"},
+            "not-approved",
+        ),
+        (
+            "the clinic's row for one use leaves the others to the seeded one",
+            (
+                StatusFacts("FR", "not-approved", "seeded", "s"),
+                StatusFacts("FR", "approved", "ours", "s", frozenset({"hair-loss"}), clinic=True),
+            ),
+            "FR",
+            {"acne"},
+            "not-approved",
+        ),
+        (
+            "a more specific seeded row beats the clinic's national row",
+            (
+                StatusFacts("US", "approved", "ours", "s", clinic=True),
+                StatusFacts("US-NY", "banned", "state", "s"),
+            ),
+            "US-NY",
+            {"acne"},
+            "banned",
+        ),
+        (
+            "the clinic's general row beats a seeded row for the use",
+            (
+                StatusFacts("US", "approved", "s", "s", frozenset({"acne"})),
+                StatusFacts("US", "banned", "ours", "s", clinic=True),
+            ),
+            "US",
+            {"acne"},
+            "banned",
+        ),
+        ("nothing covers the jurisdiction", KYBELLA_US, "FR", {"submental-fat"}, None),
+    ],
+)
+def test_regulatory_precedence(
+    name: str, rows: tuple[StatusFacts, ...], jurisdiction: str, indications: set[str], expected: str | None
+) -> None:
+    found = worst_status(applicable_statuses(rows, jurisdiction, frozenset(indications)))
+    assert (found.status if found else None) == expected, name
+
+
+status_rows = st.builds(
+    StatusFacts,
+    jurisdiction=st.sampled_from(["US", "US-NY", "US-CA", "FR", "BR"]),
+    status=st.sampled_from(["approved", "approved-other-indication", "not-approved", "banned"]),
+    use=st.sampled_from(["a", "b"]),
+    source=st.just("s"),
+    indications=st.frozensets(st.sampled_from(["acne", "hair-loss", "submental-fat"]), max_size=2),
+    clinic=st.booleans(),
+)
+
+
+@given(
+    rows=st.lists(status_rows, max_size=8),
+    jurisdiction=st.sampled_from(["US", "US-NY", "FR", "DE"]),
+    indications=st.frozensets(st.sampled_from(["acne", "hair-loss", "submental-fat"]), max_size=3),
+)
+@settings(max_examples=400)
+def test_the_rows_that_speak_follow_the_precedence(
+    rows: list[StatusFacts], jurisdiction: str, indications: frozenset[str]
+) -> None:
+    """For every use: if any row covers it, some row speaks, and every candidate that speaks is of the
+    strongest kind (jurisdiction length, clinic, specific); nothing speaks that does not cover the use."""
+    spoken = applicable_statuses(rows, jurisdiction, indications)
+    covering = [
+        row
+        for row in rows
+        if jurisdiction == row.jurisdiction or jurisdiction.startswith(row.jurisdiction + "-")
+    ]
+    assert all(row in covering for row in spoken)
+    for use in indications:
+        candidates = [row for row in covering if not row.indications or use in row.indications]
+        speaking = [row for row in candidates if row in spoken]
+        if not candidates:
+            continue
+        key = max((len(r.jurisdiction), r.clinic, bool(r.indications)) for r in candidates)
+        best = [
+            row for row in candidates if (len(row.jurisdiction), row.clinic, bool(row.indications)) == key
+        ]
+        assert speaking and set(best) <= set(speaking)
+    if indications:
+        assert all(not row.indications or row.indications & indications for row in spoken)
+
+
+@given(value=st.decimals(allow_nan=True, allow_infinity=True))
+@settings(max_examples=400)
+def test_a_decimal_is_accepted_exactly_when_the_column_holds_it(value: Decimal) -> None:
+    for limits in (VOLUME_LIMITS, STRENGTH_LIMITS):
+        problem = decimal_problem(value, limits)
+        storable = (
+            value.is_finite() and 0 < value <= limits.maximum and value == value.quantize(limits.quantum)
+        )
+        assert (problem is None) == storable, (value, limits)
+        signed = decimal_problem(value, limits, signed=True)
+        assert (signed is None) == (
+            value.is_finite()
+            and value != 0
+            and abs(value) <= limits.maximum
+            and value == value.quantize(limits.quantum)
+        )
+
+
+@pytest.mark.parametrize(
+    ("value", "limits", "fragment"),
+    [
+        (Decimal("1e13"), STRENGTH_LIMITS, "At most 99999999.9999"),
+        (Decimal("123456789.12345"), STRENGTH_LIMITS, "At most 99999999.9999"),
+        (Decimal("0.00001"), STRENGTH_LIMITS, "4 decimal places"),
+        (Decimal("1.23456"), STRENGTH_LIMITS, "4 decimal places"),
+        (Decimal("0.0005"), VOLUME_LIMITS, "3 decimal places"),
+        (Decimal("0"), VOLUME_LIMITS, "more than zero"),
+        (None, VOLUME_LIMITS, "Give a number"),
+        (Decimal("99999999.9999"), STRENGTH_LIMITS, None),
+        (Decimal("1E+2"), VOLUME_LIMITS, None),
+        (Decimal("2.50000"), STRENGTH_LIMITS, None),  # trailing zeros are not precision
+    ],
+)
+def test_decimal_problems(value: Decimal | None, limits: DecimalLimits, fragment: str | None) -> None:
+    problem = decimal_problem(value, limits)
+    assert (problem is None) == (fragment is None)
+    if fragment is not None:
+        assert problem is not None and fragment in problem
+
+
+def test_the_limits_are_the_columns() -> None:
+    from mesoclinic.formulary.models import FormulaComponent, PreparationLine, ProductComponent, StockMovement
+
+    for model, name, limits in [
+        (FormulaComponent, "concentration", STRENGTH_LIMITS),
+        (ProductComponent, "strength", STRENGTH_LIMITS),
+        (PreparationLine, "volume_ml", VOLUME_LIMITS),
+        (StockMovement, "quantity_ml", VOLUME_LIMITS),
+    ]:
+        column = model._meta.get_field(name)
+        assert (column.max_digits, column.decimal_places) == (limits.max_digits, limits.decimal_places)  # type: ignore[union-attr]
+
+
+@given(hours=st.one_of(st.integers(min_value=-10, max_value=2**40), st.booleans(), st.none(), st.floats()))
+@settings(max_examples=300)
+def test_a_beyond_use_time_is_accepted_exactly_from_an_hour_to_a_year(hours: object) -> None:
+    good = isinstance(hours, int) and not isinstance(hours, bool) and 1 <= hours <= MAX_BEYOND_USE_HOURS
+    assert (beyond_use_hours_problem(hours) is None) == good
+    if good:
+        assert isinstance(hours, int)
+        opened = datetime(9000, 1, 1, tzinfo=UTC)
+        assert beyond_use_at(opened, hours) > opened  # never an overflow once accepted
+
+
+DELIVERY_DAY = date(2026, 6, 1)
+
+
+@given(
+    received=st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)),
+    expires=st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)),
+    vials=st.one_of(st.integers(min_value=-5, max_value=200_000), st.booleans()),
+)
+@settings(max_examples=400)
+def test_lot_receipt_problems_follow_the_dates(received: date, expires: date, vials: object) -> None:
+    problems = lot_receipt_problems(
+        number="L1", expires_on=expires, received_on=received, received_vials=vials, today=DELIVERY_DAY
+    )
+    plausible_receipt = received <= DELIVERY_DAY and (DELIVERY_DAY - received).days <= MAX_LOT_AGE_DAYS
+    assert ("received_on" in problems) == (not plausible_receipt)
+    if plausible_receipt:
+        sane = received <= expires and (expires - received).days <= MAX_SHELF_LIFE_DAYS
+        assert ("expires_on" in problems) == (not sane)
+    else:
+        assert "expires_on" not in problems
+    counted = isinstance(vials, int) and not isinstance(vials, bool) and 0 < vials <= MAX_VIALS_PER_LOT
+    assert ("received_vials" in problems) == (not counted)
+    assert "number" not in problems
+    assert "number" in lot_receipt_problems(
+        number="", expires_on=DELIVERY_DAY, received_on=DELIVERY_DAY, received_vials=1, today=DELIVERY_DAY
+    )

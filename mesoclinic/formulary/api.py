@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from ninja import Query, Router, Status
 
 from mesoclinic.accounts.actors import Caller
-from mesoclinic.accounts.policy import Perm, clinics_with
+from mesoclinic.accounts.policy import Perm, clinic_roles, clinics_with
 from mesoclinic.clinics.models import Clinic
 from mesoclinic.formulary import documents, schemas, services
 from mesoclinic.formulary.models import (
@@ -26,6 +26,8 @@ from mesoclinic.formulary.models import (
     Preparation,
     Product,
     ProductComponent,
+    ProductLimit,
+    RegulatoryStatus,
     StockMovement,
     VialOpening,
 )
@@ -74,18 +76,10 @@ def _ingredient_out(ingredient: Ingredient) -> dict[str, Any]:
         "source": ingredient.source,
         "allergy_groups": sorted(group.code for group in ingredient.allergy_groups.all()),
         "cautions": [
-            {"group": c.group.code, "note": c.note, "source": c.source} for c in ingredient.cautions.all()
+            {"id": c.pk, "group": c.group.code, "note": c.note, "source": c.source}
+            for c in ingredient.cautions.all()
         ],
-        "statuses": [
-            {
-                "jurisdiction": s.jurisdiction,
-                "status": s.status,
-                "indications": list(s.indications or []),
-                "use": s.use,
-                "source": s.source,
-            }
-            for s in ingredient.statuses.all()
-        ],
+        "statuses": [_status_out(row) for row in ingredient.statuses.all()],
         "limits": [
             {name: getattr(limit, name) for name in schemas.LimitOut.model_fields}
             for limit in ingredient.limits.all()
@@ -93,12 +87,25 @@ def _ingredient_out(ingredient: Ingredient) -> dict[str, Any]:
     }
 
 
+def _status_out(row: RegulatoryStatus) -> dict[str, Any]:
+    return {
+        "id": row.pk,
+        "clinic_id": row.clinic_id,
+        "ingredient_id": row.ingredient_id,
+        "jurisdiction": row.jurisdiction,
+        "status": row.status,
+        "indications": list(row.indications or []),
+        "use": row.use,
+        "source": row.source,
+    }
+
+
 def _ingredients_query(clinic: Clinic) -> Any:
     return services.ingredients_for(clinic).prefetch_related(
         "allergy_groups",
-        Prefetch("cautions", queryset=CrossSensitivity.objects.select_related("group")),
-        "statuses",
-        "limits",
+        Prefetch("cautions", queryset=CrossSensitivity.objects.select_related("group").order_by("id")),
+        Prefetch("statuses", queryset=services.statuses_for(clinic).order_by("jurisdiction", "id")),
+        Prefetch("limits", queryset=ProductLimit.objects.order_by("id")),
     )
 
 
@@ -115,8 +122,9 @@ def list_allergy_groups(request: HttpRequest) -> Any:
 def list_ingredients(request: HttpRequest, q: str = "", clinic_id: int | None = None) -> Any:
     clinic = _clinic(request, Perm.FORMULARY_VIEW, clinic_id)
     rows = _ingredients_query(clinic).order_by("name")
-    if q.strip():
-        rows = rows.filter(Q(name__icontains=q.strip()[:60]) | Q(code__icontains=q.strip()[:60]))
+    text = q.replace("\x00", "").strip()[:60]
+    if text:
+        rows = rows.filter(Q(name__icontains=text) | Q(code__icontains=text))
     return [_ingredient_out(ingredient) for ingredient in rows]
 
 
@@ -125,7 +133,11 @@ def list_ingredients(request: HttpRequest, q: str = "", clinic_id: int | None = 
 )
 def read_ingredient(request: HttpRequest, ingredient_id: int, clinic_id: int | None = None) -> Any:
     clinic = _clinic(request, Perm.FORMULARY_VIEW, clinic_id)
-    ingredient = _ingredients_query(clinic).filter(pk=ingredient_id).first()
+    ingredient = (
+        _ingredients_query(clinic).filter(pk=ingredient_id).first()
+        if services.valid_id(ingredient_id)
+        else None
+    )
     if ingredient is None:
         raise Http404(_("Not found."))
     return _ingredient_out(ingredient)
@@ -140,6 +152,101 @@ def create_ingredient(request: HttpRequest, payload: schemas.IngredientIn) -> An
         caller=Caller.of(request), clinic=clinic, data=payload.model_dump(exclude={"clinic_id"})
     )
     return Status(201, _ingredient_out(_ingredients_query(clinic).get(pk=ingredient.pk)))
+
+
+def _own_ingredient(request: HttpRequest, ingredient_id: int) -> Ingredient:
+    """An ingredient the caller's clinics can see, for adding cautions and limits (the service refuses the
+    seeded ones and checks formulary.manage in the ingredient's clinic)."""
+    found = Ingredient.objects.filter(pk=ingredient_id).first() if services.valid_id(ingredient_id) else None
+    if found is None or (found.clinic_id is not None and found.clinic_id not in clinic_roles(request.user)):
+        raise Http404(_("Not found."))
+    if found.clinic_id is None and not clinics_with(request.user, Perm.FORMULARY_VIEW):
+        raise PermissionDenied
+    return found
+
+
+@router.get(
+    "/formulary/regulatory-statuses",
+    response=list[schemas.StatusOut],
+    summary="The clinic's own regulatory statuses (overrides of the seeded ones)",
+)
+def list_regulatory_statuses(request: HttpRequest, clinic_id: int | None = None) -> Any:
+    clinic = _clinic(request, Perm.FORMULARY_VIEW, clinic_id)
+    return [_status_out(row) for row in services.regulatory_statuses_of(clinic)]
+
+
+@router.post(
+    "/formulary/regulatory-statuses",
+    response={201: schemas.StatusOut},
+    summary="Add the clinic's own regulatory status for its jurisdiction",
+)
+def create_regulatory_status(request: HttpRequest, payload: schemas.RegulatoryStatusIn) -> Any:
+    clinic = _clinic(request, Perm.FORMULARY_MANAGE, payload.clinic_id)
+    row = services.regulatory_status_create(
+        caller=Caller.of(request),
+        clinic=clinic,
+        ingredient_id=payload.ingredient_id,
+        jurisdiction=payload.jurisdiction,
+        status=payload.status,
+        indications=payload.indications,
+        use=payload.use,
+        source=payload.source,
+    )
+    return Status(201, _status_out(row))
+
+
+@router.delete(
+    "/formulary/regulatory-statuses/{status_id}",
+    response={204: None},
+    summary="Remove one of the clinic's own regulatory statuses",
+)
+def delete_regulatory_status(request: HttpRequest, status_id: int) -> Any:
+    services.regulatory_status_delete(caller=Caller.of(request), status_id=status_id)
+    return Status(204, None)
+
+
+@router.post(
+    "/formulary/ingredients/{ingredient_id}/cautions",
+    response={201: schemas.CautionOut},
+    summary="Add a cross-sensitivity caution to a clinic ingredient",
+)
+def create_caution(request: HttpRequest, ingredient_id: int, payload: schemas.CautionIn) -> Any:
+    caution = services.caution_create(
+        caller=Caller.of(request),
+        ingredient=_own_ingredient(request, ingredient_id),
+        group=payload.group,
+        note=payload.note,
+        source=payload.source,
+    )
+    return Status(
+        201, {"id": caution.pk, "group": caution.group.code, "note": caution.note, "source": caution.source}
+    )
+
+
+@router.delete("/formulary/cautions/{caution_id}", response={204: None}, summary="Remove a caution")
+def delete_caution(request: HttpRequest, caution_id: int) -> Any:
+    services.caution_delete(caller=Caller.of(request), caution_id=caution_id)
+    return Status(204, None)
+
+
+@router.post(
+    "/formulary/ingredients/{ingredient_id}/limits",
+    response={201: schemas.LimitOut},
+    summary="Add a product limit to a clinic ingredient",
+)
+def create_limit(request: HttpRequest, ingredient_id: int, payload: schemas.LimitIn) -> Any:
+    limit = services.product_limit_create(
+        caller=Caller.of(request),
+        ingredient=_own_ingredient(request, ingredient_id),
+        data=payload.model_dump(),
+    )
+    return Status(201, {name: getattr(limit, name) for name in schemas.LimitOut.model_fields})
+
+
+@router.delete("/formulary/limits/{limit_id}", response={204: None}, summary="Remove a product limit")
+def delete_limit(request: HttpRequest, limit_id: int) -> Any:
+    services.product_limit_delete(caller=Caller.of(request), limit_id=limit_id)
+    return Status(204, None)
 
 
 # --- formulas --------------------------------------------------------------------------------------------
@@ -369,6 +476,7 @@ def _movement_out(movement: StockMovement) -> dict[str, Any]:
         "quantity_ml": movement.quantity_ml,
         "reason": movement.reason,
         "preparation_id": movement.preparation_id,
+        "patient_id": movement.patient_id,
         "at": movement.at,
     }
 
@@ -459,14 +567,15 @@ def read_stock(request: HttpRequest, clinic_id: int | None = None, soon_days: in
 # --- preparations ----------------------------------------------------------------------------------------
 
 
-def _preparation_out(preparation: Preparation) -> dict[str, Any]:
+def _preparation_out(request: HttpRequest, preparation: Preparation) -> dict[str, Any]:
+    visible = services.notes_visible(caller=Caller.of(request), clinic_id=preparation.clinic_id)
     return {
         "id": preparation.pk,
         "patient_id": preparation.patient_id,
         "formula_version_id": preparation.formula_version_id,
         "prepared_at": preparation.prepared_at,
         "total_volume_ml": preparation.total_volume_ml,
-        "notes": preparation.notes,
+        "notes": preparation.notes if visible else None,  # targets.md #3: field-level
         "lines": [
             {
                 "lot_id": line.lot_id,
@@ -487,13 +596,9 @@ def create_preparation(request: HttpRequest, payload: schemas.PreparationIn) -> 
     patient = patient_get(
         caller=caller, patient_id=payload.patient_id, perm=Perm.PREPARATION_CREATE, audit=False
     )
-    version = (
-        FormulaVersion.objects.select_related("formula")
-        .filter(pk=payload.formula_version_id, formula__clinic_id=patient.clinic_id)
-        .first()
+    version = services.preparable_version(
+        clinic=patient.clinic, formula_version_id=payload.formula_version_id
     )
-    if version is None:
-        raise ValidationError({"formula_version_id": [_("Unknown formula version.")]})
     preparation = services.preparation_create(
         caller=caller,
         patient=patient,
@@ -501,7 +606,7 @@ def create_preparation(request: HttpRequest, payload: schemas.PreparationIn) -> 
         lines=[services.LineIn(line.lot_id, line.volume_ml, line.vial_id) for line in payload.lines],
         notes=payload.notes,
     )
-    return Status(201, _preparation_out(preparation))
+    return Status(201, _preparation_out(request, preparation))
 
 
 @router.get(
@@ -509,7 +614,7 @@ def create_preparation(request: HttpRequest, payload: schemas.PreparationIn) -> 
 )
 def read_preparation(request: HttpRequest, preparation_id: int) -> Any:
     return _preparation_out(
-        services.preparation_get(caller=Caller.of(request), preparation_id=preparation_id)
+        request, services.preparation_get(caller=Caller.of(request), preparation_id=preparation_id)
     )
 
 
@@ -533,6 +638,7 @@ def lot_exposure(request: HttpRequest, lot_id: int, page: Query[schemas.PagePara
         "lot": _lot_out(lot),
         "patient_count": report.patient_count,
         "preparation_count": report.preparation_count,
+        "administration_count": report.administration_count,
         "patients": [
             {
                 "patient_id": row.patient.pk,
@@ -552,6 +658,7 @@ def lot_exposure(request: HttpRequest, lot_id: int, page: Query[schemas.PagePara
                     )
                 },
                 "preparations": [vars(p) for p in row.preparations],
+                "administrations": [vars(a) for a in row.administrations],
                 "message": message,
             }
             for row, message in messages

@@ -14,9 +14,11 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from mesoclinic.clinics.models import Clinic
+from mesoclinic.formulary.rules import MAX_BEYOND_USE_HOURS
 from mesoclinic.patients.models import Patient
 
 VOLUME = {"max_digits": 9, "decimal_places": 3}  # up to 999,999.999 mL, to the microlitre
+STRENGTH = {"max_digits": 12, "decimal_places": 4}  # concentrations and strengths, to 1/10,000 of the unit
 ZERO = Decimal("0")
 
 
@@ -57,6 +59,9 @@ class Indication(models.TextChoices):
     SCARS = "scars", _("Scars")
     STRETCH_MARKS = "stretch-marks", _("Stretch marks")
     PAIN = "pain", _("Pain")
+    # Kybella's (deoxycholic acid 10 mg/mL) one approved indication: its own code, so that R-REG can say
+    # "approved" for it and "off-label" for every other fat indication.
+    SUBMENTAL_FAT = "submental-fat", _("Submental fat (double chin)")
 
 
 class ConcentrationUnit(models.TextChoices):
@@ -183,7 +188,9 @@ class ProductLimit(models.Model):
 class RegulatoryStatus(models.Model):
     """R-REG: what a jurisdiction says about an ingredient (or, with no ingredient, about mesotherapy mixtures
     as such) for some indications (empty: any use). A clinic in "US-NY" reads "US-NY" rows, else "US" rows:
-    the most specific jurisdiction wins."""
+    the most specific jurisdiction wins. ``clinic`` NULL: the seeded rows; otherwise the clinic's own
+    configuration (domain.md R-REG: jurisdiction rules are clinic configuration, not code), which wins over
+    the seeded rows of the same jurisdiction for that clinic only (``rules.applicable_statuses``)."""
 
     class Status(models.TextChoices):
         APPROVED = "approved", _("Approved for this use")
@@ -194,6 +201,9 @@ class RegulatoryStatus(models.Model):
     ingredient = models.ForeignKey(
         Ingredient, on_delete=models.CASCADE, null=True, blank=True, related_name="statuses"
     )
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.CASCADE, null=True, blank=True, related_name="regulatory_statuses"
+    )
     jurisdiction = models.CharField(_("jurisdiction"), max_length=10)
     status = models.CharField(_("status"), max_length=30, choices=Status.choices)
     indications = models.JSONField(_("indications"), default=list, blank=True)
@@ -203,7 +213,10 @@ class RegulatoryStatus(models.Model):
     class Meta:
         verbose_name = _("regulatory status")
         verbose_name_plural = _("regulatory statuses")
-        indexes = [models.Index(fields=["ingredient", "jurisdiction"], name="regstatus_lookup_idx")]
+        indexes = [
+            models.Index(fields=["ingredient", "jurisdiction"], name="regstatus_lookup_idx"),
+            models.Index(fields=["clinic", "jurisdiction"], name="regstatus_clinic_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.ingredient or 'mesotherapy'} @ {self.jurisdiction}: {self.status}"
@@ -319,6 +332,10 @@ class Product(models.Model):
             models.UniqueConstraint(fields=["clinic", "name"], name="product_unique_name_per_clinic"),
             models.CheckConstraint(condition=Q(vial_volume_ml__gt=0), name="product_vial_volume_positive"),
             models.CheckConstraint(condition=Q(beyond_use_hours__gt=0), name="product_beyond_use_positive"),
+            models.CheckConstraint(
+                condition=Q(beyond_use_hours__lte=MAX_BEYOND_USE_HOURS),
+                name="product_beyond_use_at_most_a_year",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -453,7 +470,9 @@ class PreparationLine(models.Model):
 
 
 class StockMovement(models.Model):
-    """One change of a lot's stock, in mL; the stock of a lot is the sum of its movements."""
+    """One change of a lot's stock, in mL; the stock of a lot is the sum of its movements. An
+    ``administered`` movement is a product injected straight from the vial (a ready-to-use cocktail,
+    deoxycholic acid 10 mg/mL) without a preparation: it names the patient, so the recall report finds it."""
 
     class Kind(models.TextChoices):
         RECEIVED = "received", _("Received")
@@ -474,6 +493,9 @@ class StockMovement(models.Model):
     preparation = models.ForeignKey(
         Preparation, on_delete=models.PROTECT, null=True, blank=True, related_name="movements"
     )
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, null=True, blank=True, related_name="lot_administrations"
+    )
     at = models.DateTimeField(_("at"))
     by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -489,8 +511,23 @@ class StockMovement(models.Model):
                 | (Q(kind="adjusted") & ~Q(quantity_ml=0) & ~Q(reason="")),
                 name="movement_sign_matches_kind",
             ),
+            # Exactly the administrations name a patient (a preparation names its own).
+            models.CheckConstraint(
+                condition=(Q(kind="administered") & Q(patient__isnull=False))
+                | (~Q(kind="administered") & Q(patient__isnull=True)),
+                name="movement_patient_iff_administered",
+            ),
         ]
-        indexes = [models.Index(fields=["lot", "vial"], name="movement_lot_vial_idx")]
+        indexes = [
+            models.Index(fields=["lot", "vial"], name="movement_lot_vial_idx"),
+            # "Who received lot X" and "which lots did patient Y receive", for direct administrations.
+            models.Index(
+                fields=["lot", "patient"], condition=Q(patient__isnull=False), name="movement_lot_patient_idx"
+            ),
+            models.Index(
+                fields=["patient", "-at"], condition=Q(patient__isnull=False), name="movement_patient_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.quantity_ml} mL of {self.lot_id}"

@@ -4,22 +4,27 @@
   R-CAND-ANDRO (``teratogen``, block);
 - formula vs the clinic's jurisdiction: R-REG (``banned-in-jurisdiction`` block, ``not-approved`` warn,
   ``off-label`` warn, ``regulatory-unknown`` info, ``procedure-not-approved`` info);
-- a lot drawn into a preparation: R-FORM / R-SIGNAL (``lot-recalled``, ``lot-expired``, ``lot-beyond-use``,
-  ``lot-insufficient``, all block).
+- a lot drawn into a preparation or administered straight from the vial: R-FORM / R-SIGNAL
+  (``lot-recalled``, ``lot-expired``, ``lot-beyond-use``, ``lot-insufficient``, all block);
+- input limits shared by the API, the pages and the services: numbers the columns can hold exactly, dates a
+  delivery can have, a beyond-use time a vial can have.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mesoclinic.accounts.rules import jurisdiction_covers
 from mesoclinic.lib.findings import Finding
+from mesoclinic.lib.text import fold
 
 SEED_FORMULAS = "004_99daaf86bc4fb4d2.txt (no standard formula; every vial a lot with expiry)"
 SOURCE_ALLERGY = "literature: product labels — contraindicated in hypersensitivity to any ingredient"
@@ -41,13 +46,14 @@ _STATUS_RANK = {STATUS_BANNED: 0, STATUS_NOT_APPROVED: 1, STATUS_OTHER_INDICATIO
 
 @dataclass(frozen=True)
 class StatusFacts:
-    """One RegulatoryStatus row."""
+    """One RegulatoryStatus row. ``clinic``: the clinic's own configuration rather than a seeded row."""
 
     jurisdiction: str
     status: str
     use: str
     source: str
     indications: frozenset[str] = frozenset()  # empty: any use
+    clinic: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,30 +87,53 @@ class PlannedFormulaFacts:
 
 @dataclass(frozen=True)
 class PatientFacts:
-    """What the formula checks need to know about the patient. ``allergies`` holds allergy group codes
-    ("soy", "amide-local-anaesthetics", "bee-wasp-venom"…) and/or ingredient codes ("lidocaine")."""
+    """What the formula checks need to know about the patient (from the latest intake and the record).
 
-    allergies: frozenset[str] = frozenset()
-    pregnant: bool = False
-    may_become_pregnant: bool = False
+    ``allergies``: the entries as the patient or staff wrote them ("soya milk", "Xylocaine at the dentist"),
+    matched as whole words with accents and case ignored; allergy group codes ("soy",
+    "amide-local-anaesthetics") and ingredient codes ("lidocaine") are matched too. ``pregnancy``: the
+    intake's status ("none", "pregnant", "breastfeeding", "planning"). ``sex``: the record's ("female",
+    "male", "other", "unknown"); anything but "male" may become pregnant."""
+
+    allergies: Collection[str] = ()
+    pregnancy: str = "none"
+    sex: str = "unknown"
+
+    @property
+    def pregnant_or_planning(self) -> bool:
+        return self.pregnancy in ("pregnant", "planning")
+
+
+def _precedence(row: StatusFacts) -> tuple[int, bool, bool]:
+    """How strongly a row speaks for a use it covers (see ``applicable_statuses``)."""
+    return (len(row.jurisdiction), row.clinic, bool(row.indications))
 
 
 def applicable_statuses(
     statuses: Iterable[StatusFacts], jurisdiction: str, indications: frozenset[str]
 ) -> list[StatusFacts]:
-    """The rows that speak for this jurisdiction and use: rows whose jurisdiction covers the clinic's
-    ("US" covers "US-NY") and whose indications meet the formula's (or are empty); of those, only the most
-    specific jurisdiction's rows count (a "US-NY" row overrides the "US" rows)."""
-    covering = [
-        row
-        for row in statuses
-        if jurisdiction_covers(row.jurisdiction, jurisdiction)
-        and (not row.indications or row.indications & indications)
-    ]
-    if not covering:
-        return []
-    most_specific = max(len(row.jurisdiction) for row in covering)
-    return [row for row in covering if len(row.jurisdiction) == most_specific]
+    """The rows that speak for this jurisdiction and these uses. A row is a candidate for a use when its
+    jurisdiction covers the clinic's ("US" covers "US-NY") and it names that use or any use; for each use only
+    the strongest candidates speak, in this order of precedence:
+
+    1. the most specific jurisdiction (a "US-NY" row overrides the "US" rows);
+    2. the clinic's own rows over the seeded ones (R-REG: jurisdiction rules are clinic configuration);
+    3. a row naming the use over a row for any use (deoxycholic acid: approved for submental fat, off-label
+       for anything else).
+
+    With no use given (the catalogue page), every row that speaks for some use is returned."""
+    covering = [row for row in statuses if jurisdiction_covers(row.jurisdiction, jurisdiction)]
+    uses: list[str | None] = [*sorted(indications)]
+    if not indications:
+        uses = [None, *sorted({use for row in covering for use in row.indications})]
+    chosen: list[StatusFacts] = []
+    for use in uses:
+        candidates = [row for row in covering if not row.indications or use in row.indications]
+        if not candidates:
+            continue
+        best = max(_precedence(row) for row in candidates)
+        chosen += [row for row in candidates if _precedence(row) == best and row not in chosen]
+    return chosen
 
 
 def worst_status(rows: Sequence[StatusFacts]) -> StatusFacts | None:
@@ -190,12 +219,93 @@ def regulatory_findings(formula: PlannedFormulaFacts, jurisdiction: str) -> list
     return findings
 
 
+# --- allergies as people write them (R-CAND-ALLERGY, R-CAND-XALLERGY) ---------------------------------------
+
+# How patients write the allergy groups (codes are matched too, hyphens read as spaces). Folded: no accents.
+ALLERGY_GROUP_WORDS: dict[str, tuple[str, ...]] = {
+    "soy": ("soy", "soya", "soybean", "soybeans", "soja", "lecithin", "lecithine"),
+    "bee-wasp-venom": (
+        "bee",
+        "bees",
+        "wasp",
+        "wasps",
+        "venom",
+        "hymenoptera",
+        "abeille",
+        "abeilles",
+        "guepe",
+        "guepes",
+        "venin",
+    ),
+    "amide-local-anaesthetics": (
+        "lidocaine",
+        "lignocaine",
+        "xylocaine",
+        "articaine",
+        "mepivacaine",
+        "bupivacaine",
+        "prilocaine",
+        "ropivacaine",
+        "emla",
+        "local anaesthetic",
+        "local anesthetic",
+        "local anaesthetics",
+        "local anesthetics",
+        "anesthesique local",
+        "anesthesiques locaux",
+    ),
+    "ester-local-anaesthetics": ("procaine", "benzocaine", "tetracaine", "novocaine", "chloroprocaine"),
+    "paba": ("paba", "para-aminobenzoic", "aminobenzoic"),
+    "aminoglycosides": (
+        "aminoglycoside",
+        "aminoglycosides",
+        "gentamicin",
+        "gentamicine",
+        "neomycin",
+        "tobramycin",
+        "amikacin",
+        "streptomycin",
+    ),
+    "fish": ("fish", "salmon", "poisson", "saumon"),
+    "benzyl-alcohol": ("benzyl alcohol", "alcool benzylique"),
+    "thyroid-hormones": ("levothyroxine", "thyroxine", "liothyronine", "levothyrox"),
+    "xanthines": ("caffeine", "cafeine", "theophylline", "aminophylline", "xanthine", "xanthines"),
+    "sulfonamides": ("sulfa", "sulfonamide", "sulfonamides", "sulphonamide", "sulphonamides"),
+    "penicillins": ("penicillin", "penicillins", "penicilline", "amoxicillin", "amoxicilline"),
+}
+
+
+def _words(text: str) -> str:
+    return " ".join(fold(text).replace("-", " ").split())
+
+
+def mentions(text: str, term: str) -> bool:
+    """Whether ``term`` appears as whole words in ``text`` (both folded; hyphens read as spaces)."""
+    folded_term = _words(term)
+    if not folded_term:
+        return False
+    return re.search(rf"(?<![a-z0-9]){re.escape(folded_term)}(?![a-z0-9])", _words(text)) is not None
+
+
+def allergy_matches(allergies: Iterable[str], term: str) -> list[str]:
+    """The allergy entries that name ``term`` (an ingredient code or name, or an allergy group code)."""
+    words = (term, *ALLERGY_GROUP_WORDS.get(term, ()))
+    return [entry for entry in allergies if any(mentions(entry, word) for word in words)]
+
+
 def patient_findings(formula: PlannedFormulaFacts, patient: PatientFacts) -> list[Finding]:
-    """R-CAND-ALLERGY, R-CAND-XALLERGY and R-CAND-ANDRO for each ingredient of the formula."""
+    """R-CAND-ALLERGY, R-CAND-XALLERGY and R-CAND-ANDRO for each ingredient of the formula; each finding's
+    subject is the ingredient code.
+
+    - an allergy entry naming the ingredient (code or name) or one of its allergy groups blocks;
+    - otherwise an entry naming a group of one of its cautions warns (one finding per ingredient);
+    - a teratogen blocks for a patient who is pregnant or planning a pregnancy, and warns for anyone else who
+      is not male (the clinician confirms she cannot become pregnant)."""
     findings: list[Finding] = []
-    allergies = frozenset(code.strip().lower() for code in patient.allergies)
+    allergies = tuple(patient.allergies)
     for ingredient in formula.ingredients:
-        matched = sorted((ingredient.allergy_groups | {ingredient.code}) & allergies)
+        terms = [ingredient.code, ingredient.name, *sorted(ingredient.allergy_groups)]
+        matched = sorted({entry for term in terms for entry in allergy_matches(allergies, term)})
         if matched:
             findings.append(
                 Finding(
@@ -203,41 +313,87 @@ def patient_findings(formula: PlannedFormulaFacts, patient: PatientFacts) -> lis
                     severity="block",
                     rule="R-CAND-ALLERGY",
                     message=_("Documented allergy (%(allergy)s) to %(ingredient)s in %(formula)s.")
-                    % {"allergy": ", ".join(matched), "ingredient": ingredient.name, "formula": formula.name},
+                    % {"allergy": "; ".join(matched), "ingredient": ingredient.name, "formula": formula.name},
                     source=SOURCE_ALLERGY,
+                    subject=ingredient.code,
                 )
             )
-            continue  # a block says it all; no caution on top for the same ingredient
-        for caution in ingredient.cautions:
-            if caution.group in allergies:
+        else:  # a block says it all; no caution on top for the same ingredient
+            cautions = [
+                (caution, entries)
+                for caution in ingredient.cautions
+                if (entries := allergy_matches(allergies, caution.group))
+            ]
+            if cautions:
                 findings.append(
                     Finding(
                         code="allergy-caution",
                         severity="warn",
                         rule="R-CAND-XALLERGY",
-                        message=_("%(ingredient)s with a %(allergy)s allergy: %(note)s")
-                        % {"ingredient": ingredient.name, "allergy": caution.group, "note": caution.note},
-                        source=caution.source,
+                        message=" ".join(
+                            _("%(ingredient)s with an allergy to %(allergy)s: %(note)s")
+                            % {
+                                "ingredient": ingredient.name,
+                                "allergy": "; ".join(entries),
+                                "note": caution.note,
+                            }
+                            for caution, entries in cautions
+                        ),
+                        source="; ".join(dict.fromkeys(caution.source for caution, _entries in cautions)),
+                        subject=ingredient.code,
                     )
                 )
-        if ingredient.teratogen and (patient.pregnant or patient.may_become_pregnant):
-            findings.append(
-                Finding(
-                    code="teratogen",
-                    severity="block",
-                    rule="R-CAND-ANDRO",
-                    message=_("%(ingredient)s must not be given to a patient who is or may become pregnant.")
-                    % {"ingredient": ingredient.name},
-                    source=SOURCE_TERATOGEN,
-                )
-            )
+        if ingredient.teratogen:
+            findings.extend(_teratogen_findings(ingredient, patient))
     return findings
 
 
+def _teratogen_findings(ingredient: IngredientFacts, patient: PatientFacts) -> list[Finding]:
+    if patient.pregnant_or_planning:
+        return [
+            Finding(
+                code="teratogen",
+                severity="block",
+                rule="R-CAND-ANDRO",
+                message=_("%(ingredient)s must not be given to a patient who is or may become pregnant.")
+                % {"ingredient": ingredient.name},
+                source=SOURCE_TERATOGEN,
+                subject=ingredient.code,
+            )
+        ]
+    if patient.sex != "male":
+        return [
+            Finding(
+                code="teratogen",
+                severity="warn",
+                rule="R-CAND-ANDRO",
+                message=_("%(ingredient)s is for men only: confirm the patient cannot become pregnant.")
+                % {"ingredient": ingredient.name},
+                source=SOURCE_TERATOGEN,
+                subject=ingredient.code,
+            )
+        ]
+    return []
+
+
+def _regulatory_by_subject(formula: PlannedFormulaFacts, jurisdiction: str) -> list[Finding]:
+    """``regulatory_findings``, with each ingredient's findings carrying the ingredient code as subject (so
+    that two ``off-label`` warnings are acknowledged one by one); the mixture's own findings come first."""
+    mixture = regulatory_findings(replace(formula, ingredients=()), jurisdiction)
+    per_ingredient = [
+        replace(finding, subject=ingredient.code)
+        for ingredient in formula.ingredients
+        for finding in regulatory_findings(
+            replace(formula, ingredients=(ingredient,), procedure_statuses=()), jurisdiction
+        )
+    ]
+    return mixture + per_ingredient
+
+
 def formula_findings(formula: PlannedFormulaFacts, patient: PatientFacts, jurisdiction: str) -> list[Finding]:
-    """Everything the formulary says about giving this formula to this patient in this jurisdiction.
-    Screening's ``formula`` parameter calls this."""
-    return patient_findings(formula, patient) + regulatory_findings(formula, jurisdiction)
+    """Everything there is to say about giving this formula to this patient in this jurisdiction: the one
+    implementation, used by screening's ``formula`` parameter and by ``preparation_create``."""
+    return patient_findings(formula, patient) + _regulatory_by_subject(formula, jurisdiction)
 
 
 # --- lots, vials and draws -------------------------------------------------------------------------------
@@ -305,7 +461,21 @@ def lot_findings(lot: LotFacts, *, volume_ml: Decimal, today: date, now: datetim
 
 
 def beyond_use_at(opened_at: datetime, beyond_use_hours: int) -> datetime:
+    if not 0 < beyond_use_hours <= MAX_BEYOND_USE_HOURS:
+        raise ValueError("beyond_use_hours out of range")
     return opened_at + timedelta(hours=beyond_use_hours)
+
+
+def beyond_use_hours_problem(hours: object) -> str | None:
+    """Why this cannot be a product's beyond-use time after opening (hours), or None."""
+    if not isinstance(hours, int) or isinstance(hours, bool) or hours <= 0:
+        return _("Give the hours a vial may be used after opening (more than zero).")
+    if hours > MAX_BEYOND_USE_HOURS:
+        return _(
+            "At most %(hours)d hours (a year): an opened vial is not kept longer (USP <797>: 28 days for a "
+            "multi-dose vial unless its label says otherwise)."
+        ) % {"hours": MAX_BEYOND_USE_HOURS}
+    return None
 
 
 def single_dose_vials(volume_ml: Decimal, vial_volume_ml: Decimal) -> int:
@@ -320,6 +490,82 @@ def _fmt(volume: Decimal) -> str:
 
 
 # --- input checks shared by the API and the pages ---------------------------------------------------------
+
+# A punctured vial is never kept a year (USP <797>: 28 days for a multi-dose vial unless the label says
+# otherwise): a bigger number is a typing error, and would overflow the dates computed from it.
+MAX_BEYOND_USE_HOURS = 8760
+# A delivery recorded more than this long ago, or a lot expiring more than this long after its receipt, is a
+# typing error (shelf lives of injectables are months to a few years).
+MAX_LOT_AGE_DAYS = 3653
+MAX_SHELF_LIFE_DAYS = 3653
+MAX_VIALS_PER_LOT = 100_000
+
+
+@dataclass(frozen=True)
+class DecimalLimits:
+    """What a decimal column holds exactly: ``max_digits`` digits, ``decimal_places`` of them decimals."""
+
+    max_digits: int
+    decimal_places: int
+
+    @property
+    def quantum(self) -> Decimal:
+        return Decimal(1).scaleb(-self.decimal_places)
+
+    @property
+    def maximum(self) -> Decimal:
+        return Decimal(10) ** (self.max_digits - self.decimal_places) - self.quantum
+
+
+VOLUME_LIMITS = DecimalLimits(max_digits=9, decimal_places=3)  # mL, to the microlitre
+STRENGTH_LIMITS = DecimalLimits(max_digits=12, decimal_places=4)  # concentrations and strengths
+
+
+def decimal_bounds_problem(value: Decimal, limits: DecimalLimits) -> str | None:
+    """Why a finite number cannot be stored exactly: too big, or more decimals than the column keeps (it is
+    refused rather than rounded: 0.00001 mg/mL must not become 0, nor 1.23456 become 1.2346)."""
+    if abs(value) > limits.maximum:
+        return _("At most %(maximum)s.") % {"maximum": format(limits.maximum, "f")}
+    if value != value.quantize(limits.quantum):
+        return ngettext(
+            "At most %(places)d decimal place.", "At most %(places)d decimal places.", limits.decimal_places
+        ) % {"places": limits.decimal_places}
+    return None
+
+
+def decimal_problem(value: Decimal | None, limits: DecimalLimits, *, signed: bool = False) -> str | None:
+    """Why this cannot be a quantity of the column: missing, not a number, zero, negative (unless ``signed``),
+    too big or too precise; None when it can."""
+    if value is None or not value.is_finite():
+        return _("Give a number.")
+    if value == 0 or (value < 0 and not signed):
+        return _("The quantity must be more than zero.")
+    return decimal_bounds_problem(value, limits)
+
+
+def lot_receipt_problems(
+    *, number: str, expires_on: date, received_on: date, received_vials: object, today: date
+) -> dict[str, list[str]]:
+    """Field → messages for a delivery: a lot number, vials received, a receipt date that is not in the future
+    nor years ago, an expiry on or after receipt and not decades later."""
+    problems: dict[str, list[str]] = {}
+    if not number:
+        problems["number"] = [_("This field cannot be blank.")]
+    if not isinstance(received_vials, int) or isinstance(received_vials, bool) or received_vials <= 0:
+        problems["received_vials"] = [_("The quantity must be more than zero.")]
+    elif received_vials > MAX_VIALS_PER_LOT:
+        problems["received_vials"] = [_("At most %(count)d vials.") % {"count": MAX_VIALS_PER_LOT}]
+    if received_on > today:
+        problems["received_on"] = [_("The date of receipt is in the future.")]
+    elif (today - received_on).days > MAX_LOT_AGE_DAYS:
+        problems["received_on"] = [_("The date of receipt is more than ten years ago: check the year.")]
+    if "received_on" in problems:
+        pass  # the expiry is judged against a plausible receipt date only
+    elif expires_on < received_on:
+        problems["expires_on"] = [_("The expiry date is before the date of receipt.")]
+    elif (expires_on - received_on).days > MAX_SHELF_LIFE_DAYS:
+        problems["expires_on"] = [_("The expiry date is more than ten years after receipt: check the year.")]
+    return problems
 
 
 @dataclass(frozen=True)
@@ -339,8 +585,9 @@ class FormulaInput:
 
 
 def formula_input_problems(data: FormulaInput) -> dict[str, list[str]]:
-    """Field → messages: no ingredients, concentrations without a unit or not positive, duplicates, a total
-    volume that is not positive, no or unknown indications."""
+    """Field → messages: no ingredients, concentrations without a unit, not positive or beyond what the column
+    holds exactly, duplicates, a total volume that is not positive or out of range, no or unknown
+    indications."""
     problems: dict[str, list[str]] = {}
     if not data.components:
         problems["components"] = [_("A formula needs at least one ingredient.")]
@@ -357,6 +604,8 @@ def formula_input_problems(data: FormulaInput) -> dict[str, list[str]]:
             problems[f"{prefix}.concentration"] = [_("Give the concentration.")]
         elif component.concentration <= 0:
             problems[f"{prefix}.concentration"] = [_("The concentration must be more than zero.")]
+        elif (bounds := decimal_bounds_problem(component.concentration, STRENGTH_LIMITS)) is not None:
+            problems[f"{prefix}.concentration"] = [bounds]
         if not component.unit:
             problems[f"{prefix}.unit"] = [_("A concentration needs a unit.")]
         elif data.known_units and component.unit not in data.known_units:
@@ -365,6 +614,8 @@ def formula_input_problems(data: FormulaInput) -> dict[str, list[str]]:
         problems["total_volume_ml"] = [_("Give the total volume.")]
     elif data.total_volume_ml <= 0:
         problems["total_volume_ml"] = [_("The total volume must be more than zero.")]
+    elif (bounds := decimal_bounds_problem(data.total_volume_ml, VOLUME_LIMITS)) is not None:
+        problems["total_volume_ml"] = [bounds]
     if not data.indications:
         problems["indications"] = [_("Name at least one intended indication.")]
     elif data.known_indications and set(data.indications) - data.known_indications:

@@ -1,21 +1,59 @@
+"""The formulary API's shapes. Input limits are the columns' (digits, decimals, lengths, 64-bit ids), so
+that anything a client can send is either stored exactly or refused with a 422 naming the field; the
+services check the same limits again (and the meaning: positive, dates, caps) for every caller."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Any, Literal
 
+from django.utils.translation import gettext as _
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
+
+from mesoclinic.formulary.models import Indication
+from mesoclinic.formulary.rules import (
+    MAX_BEYOND_USE_HOURS,
+    MAX_VIALS_PER_LOT,
+    STRENGTH_LIMITS,
+    VOLUME_LIMITS,
+)
 
 Unit = Literal["mg/mL", "mcg/mL", "IU/mL", "U/mL", "%", "mL"]
 MovementKind = Literal["wasted", "returned", "adjusted"]
+RegulatoryStatusValue = Literal["approved", "approved-other-indication", "not-approved", "banned"]
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Strength = Annotated[
+    Decimal, Field(max_digits=STRENGTH_LIMITS.max_digits, decimal_places=STRENGTH_LIMITS.decimal_places)
+]
+Volume = Annotated[
+    Decimal, Field(max_digits=VOLUME_LIMITS.max_digits, decimal_places=VOLUME_LIMITS.decimal_places)
+]
+Code = Annotated[str, Field(max_length=60)]
+
+
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL cannot store a NUL character in text: refused at the edge, in any string of any field."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(_("This text contains a character that is not allowed (NUL)."))
+    if isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+    return value
 
 
 class In(Schema):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_is_storable(cls, value: Any) -> Any:
+        return _no_nul(value)
 
-class FindingOut(Schema):
+
+class FormulaFindingOut(Schema):
     code: str
     severity: str
     rule: str
@@ -29,12 +67,18 @@ class AllergyGroupOut(Schema):
 
 
 class CautionOut(Schema):
+    id: int
     group: str
     note: str
     source: str
 
 
 class StatusOut(Schema):
+    id: int
+    clinic_id: int | None = Field(
+        description="null: a seeded row; else the clinic's own, which overrides it."
+    )
+    ingredient_id: int | None = Field(description="null: about mesotherapy mixtures as such.")
     jurisdiction: str
     status: str
     indications: list[str]
@@ -43,6 +87,7 @@ class StatusOut(Schema):
 
 
 class LimitOut(Schema):
+    id: int
     label: str
     concentration: Decimal
     concentration_unit: str
@@ -73,31 +118,62 @@ class IngredientOut(Schema):
 class IngredientIn(In):
     code: str = Field(min_length=1, max_length=60, pattern=r"^[a-z0-9-]+$")
     name: str = Field(min_length=1, max_length=120)
-    ingredient_class: str
+    ingredient_class: str = Field(max_length=20)
     description: str = Field(default="", max_length=2000)
     teratogen: bool = False
-    allergy_groups: list[str] = Field(default_factory=list, max_length=20)
+    allergy_groups: list[Code] = Field(default_factory=list, max_length=20)
     source: str = Field(default="", max_length=300)
-    clinic_id: int | None = None
+    clinic_id: Id | None = None
+
+
+class RegulatoryStatusIn(In):
+    ingredient_id: Id | None = Field(default=None, description="null: mesotherapy mixtures as such.")
+    jurisdiction: str = Field(min_length=2, max_length=10, description='"FR", "US", "US-NY"…')
+    status: RegulatoryStatusValue
+    indications: list[Code] = Field(
+        default_factory=list, max_length=len(Indication.values), description="empty: any use"
+    )
+    use: str = Field(min_length=1, max_length=300)
+    source: str = Field(min_length=1, max_length=300)
+    clinic_id: Id | None = None
+
+
+class CautionIn(In):
+    group: Code = Field(description="An allergy group code.")
+    note: str = Field(min_length=1, max_length=300)
+    source: str = Field(min_length=1, max_length=300)
+
+
+class LimitIn(In):
+    label: str = Field(min_length=1, max_length=200)
+    concentration: Strength
+    concentration_unit: Unit
+    max_volume_per_injection_ml: Volume | None = None
+    min_injection_spacing_cm: Annotated[Decimal, Field(max_digits=5, decimal_places=2)] | None = None
+    max_injections_per_session: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    max_volume_per_session_ml: Volume | None = None
+    min_interval_days: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    max_sessions: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    source: str = Field(min_length=1, max_length=300)
 
 
 class ComponentSchema(In):
-    ingredient_id: int
-    concentration: Decimal
+    ingredient_id: Id
+    concentration: Strength
     unit: Unit
 
 
 class FormulaContentIn(In):
     components: list[ComponentSchema] = Field(max_length=40)
-    total_volume_ml: Decimal
-    indications: list[str] = Field(max_length=12)
-    diluent_id: int | None = None
+    total_volume_ml: Volume
+    indications: list[Code] = Field(max_length=len(Indication.values))
+    diluent_id: Id | None = None
     preparation_notes: str = Field(default="", max_length=4000)
 
 
 class FormulaIn(FormulaContentIn):
     name: str = Field(min_length=1, max_length=200)
-    clinic_id: int | None = None
+    clinic_id: Id | None = None
 
 
 class ComponentOut(Schema):
@@ -125,7 +201,7 @@ class FormulaOut(Schema):
     name: str
     current_version: VersionOut
     versions: list[int]
-    findings: list[FindingOut]
+    findings: list[FormulaFindingOut]
 
 
 class FormulaSummary(Schema):
@@ -136,20 +212,22 @@ class FormulaSummary(Schema):
 
 
 class ProductComponentSchema(In):
-    ingredient_id: int
-    strength: Decimal
+    ingredient_id: Id
+    strength: Strength
     unit: Unit
 
 
 class ProductIn(In):
     name: str = Field(min_length=1, max_length=200)
     supplier: str = Field(min_length=1, max_length=200)
-    vial_volume_ml: Decimal
+    vial_volume_ml: Volume
     multi_dose: bool = False
-    beyond_use_hours: int
+    beyond_use_hours: int = Field(
+        ge=1, le=MAX_BEYOND_USE_HOURS, description="How long an opened vial may be used (at most a year)."
+    )
     low_stock_vials: int = Field(default=0, ge=0, le=100_000)
     components: list[ProductComponentSchema] = Field(max_length=20)
-    clinic_id: int | None = None
+    clinic_id: Id | None = None
 
 
 class ProductOut(Schema):
@@ -165,11 +243,11 @@ class ProductOut(Schema):
 
 
 class LotIn(In):
-    product_id: int
+    product_id: Id
     number: str = Field(min_length=1, max_length=60)
     expires_on: date
     received_on: date | None = None
-    received_vials: int = Field(le=100_000)
+    received_vials: int = Field(le=MAX_VIALS_PER_LOT)
 
 
 class LotOut(Schema):
@@ -187,7 +265,7 @@ class LotOut(Schema):
 
 class MovementIn(In):
     kind: MovementKind
-    quantity_ml: Decimal
+    quantity_ml: Volume
     reason: str = Field(default="", max_length=300)
 
 
@@ -199,6 +277,7 @@ class MovementOut(Schema):
     quantity_ml: Decimal
     reason: str
     preparation_id: int | None
+    patient_id: int | None = Field(description="The patient of a direct administration.")
     at: datetime
 
 
@@ -219,16 +298,16 @@ class RecallIn(In):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class LineIn(In):
-    lot_id: int
-    volume_ml: Decimal
-    vial_id: int | None = None
+class PreparationLineIn(In):
+    lot_id: Id
+    volume_ml: Volume
+    vial_id: Id | None = None
 
 
 class PreparationIn(In):
-    patient_id: int
-    formula_version_id: int
-    lines: list[LineIn] = Field(max_length=40)
+    patient_id: Id
+    formula_version_id: Id = Field(description="The current version of a formula in use.")
+    lines: list[PreparationLineIn] = Field(max_length=40)
     notes: str = Field(default="", max_length=2000)
 
 
@@ -245,7 +324,7 @@ class PreparationOut(Schema):
     formula_version_id: int
     prepared_at: datetime
     total_volume_ml: Decimal
-    notes: str
+    notes: str | None = Field(description="Clinical notes: null for roles that may not read them.")
     lines: list[LineOut]
 
 
@@ -255,6 +334,13 @@ class ExposedPreparationOut(Schema):
     volume_ml: Decimal
     formula: str
     version: int
+
+
+class ExposedAdministrationOut(Schema):
+    id: int
+    administered_at: datetime
+    volume_ml: Decimal
+    product: str
 
 
 class ExposedPatientOut(Schema):
@@ -270,6 +356,7 @@ class ExposedPatientOut(Schema):
     postal_code: str
     preferred_language: str
     preparations: list[ExposedPreparationOut]
+    administrations: list[ExposedAdministrationOut]
     message: str
 
 
@@ -282,18 +369,21 @@ class ExposureOut(Schema):
     lot: LotOut
     patient_count: int
     preparation_count: int
+    administration_count: int
     patients: list[ExposedPatientOut]
 
 
 class ReceivedLotOut(Schema):
+    kind: Literal["preparation", "administration"]
     lot_id: int
     lot_number: str
     product: str
     expires_on: date
     recalled: bool
-    preparation_id: int
-    prepared_at: datetime
+    at: datetime
     volume_ml: Decimal
+    preparation_id: int | None
+    administration_id: int | None
     formula: str
 
 

@@ -1,4 +1,6 @@
-"""Formulary pages: thin — parse, authorise through the services, render. htmx fragments where useful."""
+"""Formulary pages: thin — parse, authorise through the services, render. htmx fragments where useful.
+
+Read-only pages answer GET and HEAD only; forms GET and POST; actions POST only (anything else is a 405)."""
 
 from __future__ import annotations
 
@@ -9,40 +11,53 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch
 from django.forms import BaseForm, BaseFormSet
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from mesoclinic.accounts.actors import Caller
 from mesoclinic.accounts.clinic_context import current_clinic
 from mesoclinic.accounts.policy import Perm, can
 from mesoclinic.audit.models import Action
+from mesoclinic.audit.services import audit_record
 from mesoclinic.clinics.models import Clinic
 from mesoclinic.formulary import documents, rules, services
 from mesoclinic.formulary.forms import (
+    CautionForm,
     ComponentFormSet,
     FormulaForm,
+    IngredientForm,
+    LimitForm,
     LineFormSet,
     LotReceiveForm,
     MovementForm,
     PreparationForm,
+    ProductComponentFormSet,
+    ProductForm,
     RecallForm,
+    RegulatoryStatusForm,
 )
 from mesoclinic.formulary.models import (
     CrossSensitivity,
     Formula,
     FormulaComponent,
     FormulaVersion,
+    Ingredient,
     IngredientClass,
     Lot,
     Product,
-    VialOpening,
+    ProductLimit,
 )
 from mesoclinic.patients.services import patient_get
 
-# The recall report page lists patients by pages (letters drafted for those shown); CSV and PDF list them all.
+# The recall report page lists patients by pages (letters drafted for those shown); the CSV lists them all,
+# the PDF prints them by parts of documents.PDF_PART_PATIENTS.
 EXPOSURE_PAGE_SIZE = 100
+MAX_PAGE = 1_000_000
+
+require_form = require_http_methods(["GET", "HEAD", "POST"])
 
 
 def _clinic(request: HttpRequest, perm: Perm) -> Clinic:
@@ -50,6 +65,21 @@ def _clinic(request: HttpRequest, perm: Perm) -> Clinic:
     if clinic is None or not can(request.user, perm, clinic_id=clinic.pk):
         raise PermissionDenied
     return clinic
+
+
+def _page_number(request: HttpRequest, name: str) -> int:
+    """A page or part number from the query string: 1 when missing or nonsense, at most MAX_PAGE."""
+    raw = request.GET.get(name, "1")
+    return min(max(int(raw), 1), MAX_PAGE) if raw.isdigit() and len(raw) < 10 else 1
+
+
+# A service's field name → the form field that shows its error (None: the form's own errors).
+FORM_FIELDS: dict[str, str | None] = {
+    "diluent_id": "diluent",
+    "product_id": "product",
+    "ingredient_id": "ingredient",
+    "formula_version_id": None,
+}
 
 
 def _apply_errors(form: BaseForm, error: ValidationError, formset: BaseFormSet[Any] | None = None) -> None:
@@ -69,12 +99,30 @@ def _apply_errors(form: BaseForm, error: ValidationError, formset: BaseFormSet[A
             for message in messages_:
                 row.add_error(target if target in row.fields else None, message)
             continue
-        target = {"diluent_id": "diluent", "product_id": "product"}.get(name, name)
+        on_field = FORM_FIELDS.get(name, name)
         for message in messages_:
-            form.add_error(target if target in form.fields else None, message)
+            form.add_error(on_field if on_field in form.fields else None, message)
+
+
+def _status(*forms_: BaseForm | BaseFormSet[Any]) -> int:
+    """400 when a form shows errors (the page is shown again, nothing was written), else 200."""
+    for form in forms_:
+        if isinstance(form, BaseFormSet):
+            if form.is_bound and (form.non_form_errors() or any(row.errors for row in form.forms)):
+                return 400
+        elif form.errors:
+            return 400
+    return 200
+
+
+def _flash_errors(request: HttpRequest, error: ValidationError) -> None:
+    for messages_ in error.message_dict.values():
+        for message in messages_:
+            messages.error(request, message)
 
 
 @login_required
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     clinic = _clinic(request, Perm.FORMULARY_VIEW)
     formulas = Formula.objects.filter(clinic=clinic, is_active=True).order_by("name")
@@ -89,19 +137,20 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _ingredient_rows(clinic: Clinic) -> Any:
+    return services.ingredients_for(clinic).prefetch_related(
+        "allergy_groups",
+        Prefetch("cautions", queryset=CrossSensitivity.objects.select_related("group").order_by("id")),
+        Prefetch("statuses", queryset=services.statuses_for(clinic).order_by("jurisdiction", "id")),
+        Prefetch("limits", queryset=ProductLimit.objects.order_by("id")),
+    )
+
+
 @login_required
+@require_safe
 def ingredients(request: HttpRequest) -> HttpResponse:
     clinic = _clinic(request, Perm.FORMULARY_VIEW)
-    rows = (
-        services.ingredients_for(clinic)
-        .prefetch_related(
-            "allergy_groups",
-            Prefetch("cautions", queryset=CrossSensitivity.objects.select_related("group")),
-            "statuses",
-            "limits",
-        )
-        .order_by("ingredient_class", "name")
-    )
+    rows = _ingredient_rows(clinic).order_by("ingredient_class", "name")
     klass = request.GET.get("class", "")
     if klass in IngredientClass.values:
         rows = rows.filter(ingredient_class=klass)
@@ -113,7 +162,13 @@ def ingredients(request: HttpRequest) -> HttpResponse:
             frozenset(),
         )
         table.append({"ingredient": ingredient, "statuses": statuses})
-    context = {"clinic": clinic, "rows": table, "classes": IngredientClass.choices, "klass": klass}
+    context = {
+        "clinic": clinic,
+        "rows": table,
+        "classes": IngredientClass.choices,
+        "klass": klass,
+        "can_manage": can(request.user, Perm.FORMULARY_MANAGE, clinic_id=clinic.pk),
+    }
     template = (
         "formulary/_ingredients.html" if request.headers.get("HX-Request") else "formulary/ingredients.html"
     )
@@ -121,6 +176,195 @@ def ingredients(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_form
+def ingredient_new(request: HttpRequest) -> HttpResponseBase:
+    """Add one of the clinic's own ingredients (the seeded catalogue is everyone's)."""
+    clinic = _clinic(request, Perm.FORMULARY_MANAGE)
+    form = IngredientForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = {**form.cleaned_data, "allergy_groups": [g.code for g in form.cleaned_data["allergy_groups"]]}
+        try:
+            ingredient = services.ingredient_create(caller=Caller.of(request), clinic=clinic, data=data)
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, _("Ingredient added."))
+            return redirect("formulary:ingredient", ingredient_id=ingredient.pk)
+    return render(
+        request,
+        "formulary/form.html",
+        {"form": form, "title": _("New ingredient"), "back": "formulary:ingredients"},
+        status=_status(form),
+    )
+
+
+def _ingredient_in_clinic(request: HttpRequest, ingredient_id: int, perm: Perm) -> tuple[Clinic, Ingredient]:
+    """An ingredient of the current clinic's catalogue (seeded, or its own); another clinic's is a 404."""
+    clinic = _clinic(request, perm)
+    ingredient = _ingredient_rows(clinic).filter(pk=ingredient_id).first()
+    if ingredient is None:
+        raise Http404(_("Not found."))
+    return clinic, ingredient
+
+
+def _ingredient_page(
+    request: HttpRequest,
+    clinic: Clinic,
+    ingredient: Ingredient,
+    *,
+    caution_form: CautionForm | None = None,
+    limit_form: LimitForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    can_manage = can(request.user, Perm.FORMULARY_MANAGE, clinic_id=clinic.pk)
+    own = ingredient.clinic_id == clinic.pk
+    statuses = list(ingredient.statuses.all())
+    facts = [services.status_facts(row) for row in statuses]
+    speaking = rules.applicable_statuses(facts, clinic.jurisdiction, frozenset())
+    speaking_ids = {row.pk for row, fact in zip(statuses, facts, strict=True) if fact in speaking}
+    return render(
+        request,
+        "formulary/ingredient_detail.html",
+        {
+            "clinic": clinic,
+            "ingredient": ingredient,
+            "statuses": statuses,
+            "speaking_ids": speaking_ids,
+            "own": own,
+            "can_manage": can_manage,
+            "caution_form": caution_form or (CautionForm() if own and can_manage else None),
+            "limit_form": limit_form or (LimitForm() if own and can_manage else None),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_safe
+def ingredient_detail(request: HttpRequest, ingredient_id: int) -> HttpResponse:
+    clinic, ingredient = _ingredient_in_clinic(request, ingredient_id, Perm.FORMULARY_VIEW)
+    return _ingredient_page(request, clinic, ingredient)
+
+
+@login_required
+@require_POST
+def caution_add(request: HttpRequest, ingredient_id: int) -> HttpResponseBase:
+    clinic, ingredient = _ingredient_in_clinic(request, ingredient_id, Perm.FORMULARY_MANAGE)
+    form = CautionForm(request.POST)
+    if form.is_valid():
+        try:
+            services.caution_create(
+                caller=Caller.of(request),
+                ingredient=ingredient,
+                group=form.cleaned_data["group"].code,
+                note=form.cleaned_data["note"],
+                source=form.cleaned_data["source"],
+            )
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, _("Caution added."))
+            return redirect("formulary:ingredient", ingredient_id=ingredient.pk)
+    return _ingredient_page(request, clinic, ingredient, caution_form=form, status=400)
+
+
+@login_required
+@require_POST
+def limit_add(request: HttpRequest, ingredient_id: int) -> HttpResponseBase:
+    clinic, ingredient = _ingredient_in_clinic(request, ingredient_id, Perm.FORMULARY_MANAGE)
+    form = LimitForm(request.POST)
+    if form.is_valid():
+        try:
+            services.product_limit_create(
+                caller=Caller.of(request), ingredient=ingredient, data=form.cleaned_data
+            )
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, _("Product limit added."))
+            return redirect("formulary:ingredient", ingredient_id=ingredient.pk)
+    return _ingredient_page(request, clinic, ingredient, limit_form=form, status=400)
+
+
+@login_required
+@require_POST
+def caution_delete(request: HttpRequest, caution_id: int) -> HttpResponseBase:
+    try:
+        ingredient = services.caution_delete(caller=Caller.of(request), caution_id=caution_id)
+    except ValidationError as error:
+        _flash_errors(request, error)
+        return redirect("formulary:ingredients")
+    messages.success(request, _("Caution removed."))
+    return redirect("formulary:ingredient", ingredient_id=ingredient.pk)
+
+
+@login_required
+@require_POST
+def limit_delete(request: HttpRequest, limit_id: int) -> HttpResponseBase:
+    try:
+        ingredient = services.product_limit_delete(caller=Caller.of(request), limit_id=limit_id)
+    except ValidationError as error:
+        _flash_errors(request, error)
+        return redirect("formulary:ingredients")
+    messages.success(request, _("Product limit removed."))
+    return redirect("formulary:ingredient", ingredient_id=ingredient.pk)
+
+
+@login_required
+@require_form
+def regulatory(request: HttpRequest) -> HttpResponseBase:
+    """The clinic's own regulatory statuses (R-REG: clinic configuration), which override the seeded ones
+    for its jurisdiction, and the form to add one."""
+    clinic = _clinic(request, Perm.FORMULARY_VIEW)
+    can_manage = can(request.user, Perm.FORMULARY_MANAGE, clinic_id=clinic.pk)
+    if request.method == "POST" and not can_manage:
+        raise PermissionDenied
+    form = RegulatoryStatusForm(request.POST or None, initial={"jurisdiction": clinic.jurisdiction})
+    form.fields["ingredient"].queryset = services.ingredients_for(clinic).order_by("name")  # type: ignore[attr-defined]
+    if request.method == "POST" and form.is_valid():
+        ingredient = form.cleaned_data["ingredient"]
+        try:
+            services.regulatory_status_create(
+                caller=Caller.of(request),
+                clinic=clinic,
+                ingredient_id=ingredient.pk if ingredient else None,
+                jurisdiction=form.cleaned_data["jurisdiction"],
+                status=form.cleaned_data["status"],
+                indications=form.cleaned_data["indications"],
+                use=form.cleaned_data["use"],
+                source=form.cleaned_data["source"],
+            )
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, _("Regulatory status added."))
+            return redirect("formulary:regulatory")
+    return render(
+        request,
+        "formulary/regulatory.html",
+        {
+            "clinic": clinic,
+            "rows": services.regulatory_statuses_of(clinic),
+            "form": form if can_manage else None,
+        },
+        status=_status(form),
+    )
+
+
+@login_required
+@require_POST
+def regulatory_delete(request: HttpRequest, status_id: int) -> HttpResponseBase:
+    try:
+        services.regulatory_status_delete(caller=Caller.of(request), status_id=status_id)
+    except ValidationError as error:
+        _flash_errors(request, error)
+    else:
+        messages.success(request, _("Regulatory status removed: the seeded status applies again."))
+    return redirect("formulary:regulatory")
+
+
+@login_required
+@require_safe
 def formula_detail(request: HttpRequest, formula_id: int) -> HttpResponse:
     caller = Caller.of(request)
     formula = services.formula_get(caller=caller, formula_id=formula_id)
@@ -161,6 +405,7 @@ def _formula_content(form: FormulaForm, formset: BaseFormSet[Any]) -> services.F
 
 
 @login_required
+@require_form
 def formula_edit(request: HttpRequest, formula_id: int | None = None) -> HttpResponseBase:
     """Create a formula, or revise one (a new version once the current one is used)."""
     caller = Caller.of(request)
@@ -211,11 +456,12 @@ def formula_edit(request: HttpRequest, formula_id: int | None = None) -> HttpRes
         request,
         "formulary/formula_form.html",
         {"form": form, "formset": formset, "title": title, "formula": formula},
-        status=400 if form.errors or any(row.errors for row in formset.forms) else 200,
+        status=_status(form, formset),
     )
 
 
 @login_required
+@require_safe
 def stock(request: HttpRequest) -> HttpResponse:
     clinic = _clinic(request, Perm.FORMULARY_VIEW)
     overview = services.stock_overview(caller=Caller.of(request), clinic=clinic)
@@ -231,11 +477,51 @@ def stock(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_form
+def product_new(request: HttpRequest) -> HttpResponseBase:
+    """Add a product (supplier, vial, single- or multi-dose, beyond-use time, the strength of each
+    ingredient), so that its lots can be received."""
+    clinic = _clinic(request, Perm.STOCK_MANAGE)
+    form = ProductForm(request.POST or None)
+    formset = ProductComponentFormSet(request.POST or None, prefix="components")
+    catalogue = services.ingredients_for(clinic).order_by("name")
+    for row in formset.forms:
+        row.fields["ingredient"].queryset = catalogue  # type: ignore[attr-defined]
+    if request.method == "POST" and form.is_valid() and formset.is_valid():
+        components = [
+            services.ProductComponentIn(
+                row.cleaned_data["ingredient"].pk if row.cleaned_data.get("ingredient") else None,
+                row.cleaned_data.get("strength"),
+                row.cleaned_data.get("unit") or "",
+            )
+            for row in formset.forms
+            if row.cleaned_data.get("ingredient") or row.cleaned_data.get("strength")
+        ]
+        try:
+            product = services.product_create(
+                caller=Caller.of(request), clinic=clinic, data=form.cleaned_data, components=components
+            )
+        except ValidationError as error:
+            _apply_errors(form, error, formset)
+        else:
+            messages.success(request, _("Product added: its lots can now be received."))
+            return redirect(f"{reverse('formulary:lot_new')}?product={product.pk}")
+    return render(
+        request,
+        "formulary/product_form.html",
+        {"form": form, "formset": formset, "title": _("New product")},
+        status=_status(form, formset),
+    )
+
+
+@login_required
+@require_form
 def lot_new(request: HttpRequest) -> HttpResponseBase:
     clinic = _clinic(request, Perm.STOCK_MANAGE)
-    form = LotReceiveForm(
-        request.POST or None, products=Product.objects.filter(clinic=clinic, is_active=True).order_by("name")
-    )
+    products = Product.objects.filter(clinic=clinic, is_active=True).order_by("name")
+    chosen = request.GET.get("product", "")
+    initial = {"product": int(chosen)} if chosen.isdigit() and len(chosen) < 19 else {}
+    form = LotReceiveForm(request.POST or None, products=products, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             lot = services.lot_receive(
@@ -252,20 +538,22 @@ def lot_new(request: HttpRequest) -> HttpResponseBase:
             return redirect("formulary:lot", lot_id=lot.pk)
     return render(
         request,
-        "formulary/form.html",
-        {"form": form, "title": _("Receive a lot"), "back": "formulary:stock"},
-        status=400 if form.errors else 200,
+        "formulary/lot_form.html",
+        {
+            "form": form,
+            "title": _("Receive a lot"),
+            "back": "formulary:stock",
+            "has_products": products.exists(),
+        },
+        status=_status(form),
     )
 
 
 @login_required
+@require_safe
 def lot_detail(request: HttpRequest, lot_id: int) -> HttpResponse:
     caller = Caller.of(request)
     lot = services.lot_get(caller=caller, lot_id=lot_id)
-    vials = [
-        (vial, services.vial_remaining(vial))
-        for vial in VialOpening.objects.filter(lot=lot, closed_at__isnull=True).select_related("lot__product")
-    ]
     return render(
         request,
         "formulary/lot_detail.html",
@@ -273,7 +561,7 @@ def lot_detail(request: HttpRequest, lot_id: int) -> HttpResponse:
             "lot": lot,
             "stock_ml": services.lot_stock(lot),
             "movements": services.lot_movements(caller=caller, lot=lot),
-            "vials": vials,
+            "vials": services.lot_open_vials(caller=caller, lot=lot),
             "movement_form": MovementForm(),
             "recall_form": RecallForm(),
             "can_stock": can(request.user, Perm.STOCK_MANAGE, clinic_id=lot.clinic_id),
@@ -282,12 +570,6 @@ def lot_detail(request: HttpRequest, lot_id: int) -> HttpResponse:
             "can_exposure": can(request.user, Perm.EXPOSURE_VIEW, clinic_id=lot.clinic_id),
         },
     )
-
-
-def _flash_errors(request: HttpRequest, error: ValidationError) -> None:
-    for messages_ in error.message_dict.values():
-        for message in messages_:
-            messages.error(request, message)
 
 
 @login_required
@@ -360,17 +642,17 @@ def lot_recall(request: HttpRequest, lot_id: int) -> HttpResponseBase:
 
 
 @login_required
+@require_safe
 def exposure(request: HttpRequest, lot_id: int) -> HttpResponse:
-    """The recall report: every patient and preparation exposed to the lot, with a message draft each."""
+    """The recall report: every patient exposed to the lot (preparations and direct administrations), with a
+    message draft each."""
     caller = Caller.of(request)
     lot = services.lot_get(caller=caller, lot_id=lot_id, perm=Perm.EXPOSURE_VIEW)
-    try:
-        page = max(int(request.GET.get("page", "1")), 1)
-    except ValueError:
-        page = 1
+    page = _page_number(request, "page")
     report = services.lot_exposure(
         caller=caller, lot=lot, limit=EXPOSURE_PAGE_SIZE, offset=(page - 1) * EXPOSURE_PAGE_SIZE
     )
+    parts = documents.pdf_parts(report.patient_count)
     return render(
         request,
         "formulary/exposure.html",
@@ -380,6 +662,16 @@ def exposure(request: HttpRequest, lot_id: int) -> HttpResponse:
             "rows": documents.with_messages(report, lot.clinic),
             "page": page,
             "has_next": page * EXPOSURE_PAGE_SIZE < report.patient_count,
+            "pdf_parts": [
+                (
+                    part,
+                    (part - 1) * documents.PDF_PART_PATIENTS + 1,
+                    min(part * documents.PDF_PART_PATIENTS, report.patient_count),
+                )
+                for part in range(1, parts + 1)
+            ]
+            if parts > 1
+            else [],
         },
     )
 
@@ -395,6 +687,7 @@ def _safe_filename(text: str) -> str:
 
 
 @login_required
+@require_safe
 def exposure_csv(request: HttpRequest, lot_id: int) -> HttpResponse:
     caller = Caller.of(request)
     lot = services.lot_get(caller=caller, lot_id=lot_id, perm=Perm.EXPOSURE_VIEW)
@@ -404,32 +697,68 @@ def exposure_csv(request: HttpRequest, lot_id: int) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def exposure_pdf(request: HttpRequest, lot_id: int) -> HttpResponse:
+    """The recall report as a PDF, by parts of documents.PDF_PART_PATIENTS patients (``?part=2``…): a
+    request never lays out more than that (a whole big recall: ``manage.py recall_report``)."""
     caller = Caller.of(request)
     lot = services.lot_get(caller=caller, lot_id=lot_id, perm=Perm.EXPOSURE_VIEW)
-    report = services.lot_exposure(caller=caller, lot=lot, action=Action.PATIENT_PRINT)
-    response = HttpResponse(documents.recall_pdf(report, lot.clinic), content_type="application/pdf")
-    return _attachment(response, f"recall-{_safe_filename(lot.number)}.pdf")
+    part = _page_number(request, "part")
+    size = documents.PDF_PART_PATIENTS
+    report = services.lot_exposure(
+        caller=caller, lot=lot, action=Action.PATIENT_PRINT, limit=size, offset=(part - 1) * size
+    )
+    if part > documents.pdf_parts(report.patient_count):
+        raise Http404(_("Not found."))
+    response = HttpResponse(
+        documents.recall_pdf(report, lot.clinic, part=part), content_type="application/pdf"
+    )
+    suffix = f"-part{part}" if documents.pdf_parts(report.patient_count) > 1 else ""
+    return _attachment(response, f"recall-{_safe_filename(lot.number)}{suffix}.pdf")
 
 
 @login_required
+@require_safe
 def patient_lots(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient, received = services.patient_lots(caller=Caller.of(request), patient_id=patient_id)
     return render(request, "formulary/patient_lots.html", {"patient": patient, "received": received})
 
 
+def _version_refusal(clinic: Clinic, chosen: str) -> str:
+    """Why the posted formula version is not one the page offers: another clinic's, an older version, a
+    formula no longer in use, or nothing at all."""
+    if chosen.isdigit() and len(chosen) < 20:
+        try:
+            services.preparable_version(clinic=clinic, formula_version_id=int(chosen))
+        except ValidationError as error:
+            return str(error.messages[0])
+    return _("Choose a formula version.")
+
+
 @login_required
+@require_form
 def preparation_new(request: HttpRequest, patient_id: int) -> HttpResponseBase:
-    """Prepare a formula version for a patient, choosing the lot (and opened vial) of every ingredient."""
+    """Prepare the current version of a formula in use for a patient, choosing the lot (and opened vial) of
+    every ingredient. Showing the patient on the page is audited as a read of the record."""
     caller = Caller.of(request)
     patient = patient_get(caller=caller, patient_id=patient_id, perm=Perm.PREPARATION_CREATE, audit=False)
-    versions = (
-        FormulaVersion.objects.filter(formula__clinic_id=patient.clinic_id, formula__is_active=True)
+    current = {
+        formula_id: number
+        for formula_id, number in FormulaVersion.objects.filter(
+            formula__clinic_id=patient.clinic_id, formula__is_active=True
+        )
+        .order_by("formula_id", "number")
+        .values_list("formula_id", "number")
+    }
+    versions = [
+        version
+        for version in FormulaVersion.objects.filter(formula_id__in=list(current))
         .select_related("formula")
         .order_by("formula__name", "-number")
-    )
-    chosen_id = request.POST.get("formula_version") or request.GET.get("formula_version")
-    version = versions.filter(pk=chosen_id).first() if chosen_id and str(chosen_id).isdigit() else None
+        if current[version.formula_id] == version.number
+    ]
+    chosen_id = request.POST.get("formula_version") or request.GET.get("formula_version") or ""
+    version = next((v for v in versions if str(v.pk) == chosen_id), None)
     form = PreparationForm(request.POST or None)
     formset = LineFormSet(request.POST or None, prefix="lines")
     lots = (
@@ -440,7 +769,7 @@ def preparation_new(request: HttpRequest, patient_id: int) -> HttpResponseBase:
     for row in formset.forms:
         row.fields["lot"].queryset = lots  # type: ignore[attr-defined]
     if request.method == "POST" and version is None:
-        form.add_error(None, _("Choose a formula version."))
+        form.add_error(None, _version_refusal(patient.clinic, chosen_id))
     elif request.method == "POST" and version is not None and form.is_valid() and formset.is_valid():
         lines = [
             services.LineIn(
@@ -462,6 +791,14 @@ def preparation_new(request: HttpRequest, patient_id: int) -> HttpResponseBase:
         else:
             messages.success(request, _("Preparation recorded."))
             return redirect("formulary:patient_lots", patient_id=patient.pk)
+    audit_record(
+        actor=caller.actor(patient.clinic_id),
+        action=Action.PATIENT_READ,
+        clinic_id=patient.clinic_id,
+        patient_id=patient.pk,
+        obj=patient,
+        detail={"page": "formulary.prepare"},
+    )
     components = (
         FormulaComponent.objects.filter(version=version).select_related("ingredient") if version else []
     )
@@ -476,5 +813,5 @@ def preparation_new(request: HttpRequest, patient_id: int) -> HttpResponseBase:
             "form": form,
             "formset": formset,
         },
-        status=400 if form.errors or any(row.errors for row in formset.forms) else 200,
+        status=_status(form, formset),
     )
