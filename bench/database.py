@@ -1,12 +1,16 @@
 """The benchmark's databases: generated once per scale (and seed), copied fresh for every run.
 
-SQLite: ``var/bench/mesoclinic_bench_<scale>.sqlite3`` is the pristine data set; each run works on
-``…_run.sqlite3``, a copy made with SQLite's backup API. PostgreSQL: ``mesoclinic_bench_<scale>`` is the
-pristine data set; each run works on ``mesoclinic_bench_<scale>_run``, created from it as a template. So every
-run starts from the same rows, however many patients and audit rows the previous run added.
+Everything lives under :func:`var_dir`, ``<VAR_DIR>/bench`` (``MESOCLINIC_VAR_DIR``, as in the settings).
+SQLite: ``mesoclinic_bench_<scale>.sqlite3`` there is the pristine data set; each run works on
+``…_run.sqlite3``, a copy made with SQLite's backup API. PostgreSQL: ``mesoclinic_bench_<scale>_<suffix>`` is
+the pristine data set; each run works on ``…_<suffix>_run``, created from it as a template. The suffix
+(:func:`database_suffix`: ``BENCH_DB_SUFFIX``, or a short hash of the var directory) keeps two checkouts, or
+two var directories, on one PostgreSQL server from dropping each other's databases. So every run starts from
+the same rows, however many patients and audit rows the previous run added.
 
-A stamp (``var/bench/<scale>-<db>.json``) records the seed and a fingerprint of the generator and of every
-migration; when either changes (a feature adds models and extends the generator), the data set is made again.
+A stamp (``<scale>-<db>.json`` in the same directory) records the seed and a fingerprint of the generator and
+of every migration; when either changes (a feature adds models and extends the generator), the data set is
+made again.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ import psycopg
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var" / "bench"
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
 _TOTAL = re.compile(r"^total\s+([\d,]+) rows\s+([\d.]+) s\s+([\d,]+) rows/s", re.MULTILINE)
 
@@ -47,10 +50,40 @@ class Database:
     label: str
 
 
+# The harness itself: changing these does not change the data set. Every other bench/*.py is the generator's.
+HARNESS_FILES = frozenset(
+    {"__init__.py", "database.py", "formulary_recall.py", "locustfile.py", "report.py", "run.py", "server.py"}
+)
+
+
+def var_dir() -> Path:
+    """``settings.VAR_DIR / "bench"``, computed as mesoclinic/settings.py does (``MESOCLINIC_VAR_DIR``, else
+    ``var/`` in the checkout). Not imported from the settings: this runs before Django is set up, and the
+    process sets Django up later with the environment of the database it prepares."""
+    return Path(os.environ.get("MESOCLINIC_VAR_DIR") or ROOT / "var").absolute() / "bench"
+
+
+def database_suffix() -> str:
+    """What makes this checkout's PostgreSQL benchmark databases its own: ``BENCH_DB_SUFFIX`` when set
+    (letters, digits, underscores), else 8 hex digits of a hash of the var directory's path."""
+    chosen = os.environ.get("BENCH_DB_SUFFIX", "").strip().lower()
+    if chosen:
+        if not re.fullmatch(r"[a-z0-9_]{1,20}", chosen):
+            raise ValueError("BENCH_DB_SUFFIX: 1 to 20 letters, digits or underscores")
+        return chosen
+    return hashlib.sha256(str(var_dir().resolve()).encode()).hexdigest()[:8]
+
+
+def postgres_names(scale: str) -> tuple[str, str]:
+    """The pristine and the working database of a scale on PostgreSQL."""
+    base = f"mesoclinic_bench_{scale}_{database_suffix()}"
+    return base, f"{base}_run"
+
+
 def fingerprint() -> str:
-    """What the data set depends on: the generator's code and every migration."""
+    """What the data set depends on: the generator's code (bench/*.py but the harness) and every migration."""
     digest = hashlib.sha256()
-    files = sorted((ROOT / "bench").glob("generate.py")) + sorted((ROOT / "bench").glob("names.py"))
+    files = sorted(path for path in (ROOT / "bench").glob("*.py") if path.name not in HARNESS_FILES)
     files += sorted((ROOT / "mesoclinic").glob("*/migrations/*.py"))
     for path in files:
         digest.update(str(path.relative_to(ROOT)).encode())
@@ -73,10 +106,27 @@ def manage(args: list[str], env: dict[str, str], *, capture: bool = False) -> st
     return result.stdout or ""
 
 
+# migrate, then generate, in one Python process (a Django start-up costs seconds on a busy machine).
+_MIGRATE_AND_GENERATE = (
+    "import sys, django; django.setup(); from django.core.management import call_command; "
+    "call_command('migrate', interactive=False, verbosity=0); "
+    "call_command('generate', '--scale', sys.argv[1], '--seed', sys.argv[2])"
+)
+
+
 def _generate(env: dict[str, str], scale: str, seed: int, log: Log) -> dict[str, Any]:
-    manage(["migrate", "--no-input", "-v0"], env)
-    log(f"generating the {scale} data set (seed {seed})…")
-    output = manage(["generate", "--scale", scale, "--seed", str(seed)], env, capture=True)
+    log(f"migrating a new database and generating the {scale} data set (seed {seed})…")
+    result = subprocess.run(
+        [sys.executable, "-c", _MIGRATE_AND_GENERATE, scale, str(seed)],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "mesoclinic.settings", **env},
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"migrate and generate failed ({result.returncode}). {result.stderr[-3000:]}")
+    output = result.stdout
     for line in output.splitlines():
         log(f"  {line}")
     total = _TOTAL.search(output)
@@ -93,7 +143,7 @@ def _generate(env: dict[str, str], scale: str, seed: int, log: Log) -> dict[str,
 
 
 def _stamp_path(scale: str, kind: str) -> Path:
-    return VAR / f"{scale}-{kind}.json"
+    return var_dir() / f"{scale}-{kind}.json"
 
 
 def _stamp_matches(path: Path, scale: str, seed: int) -> dict[str, Any] | None:
@@ -110,9 +160,10 @@ def _stamp_matches(path: Path, scale: str, seed: int) -> dict[str, Any] | None:
 
 
 def prepare_sqlite(scale: str, seed: int, *, regenerate: bool, log: Log) -> Database:
-    VAR.mkdir(parents=True, exist_ok=True)
-    pristine = VAR / f"mesoclinic_bench_{scale}.sqlite3"
-    working = VAR / f"mesoclinic_bench_{scale}_run.sqlite3"
+    directory = var_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    pristine = directory / f"mesoclinic_bench_{scale}.sqlite3"
+    working = directory / f"mesoclinic_bench_{scale}_run.sqlite3"
     stamp_path = _stamp_path(scale, "sqlite")
     stamp = None if regenerate else _stamp_matches(stamp_path, scale, seed)
     if stamp is None or not pristine.exists():
@@ -121,13 +172,14 @@ def prepare_sqlite(scale: str, seed: int, *, regenerate: bool, log: Log) -> Data
         stamp = _generate({"SQLITE_PATH": str(pristine)}, scale, seed, log)
         stamp_path.write_text(json.dumps(stamp, indent=2), encoding="utf-8")
     else:
-        log(f"reusing {pristine.relative_to(ROOT)} (generated {stamp['generated_at']})")
+        log(f"reusing {pristine} (generated {stamp['generated_at']})")
     for path in (working, *_sidecars(working)):
         path.unlink(missing_ok=True)
     with sqlite3.connect(pristine) as source, sqlite3.connect(working) as target:
         source.backup(target)
+    # No migrate: the stamp matched the migrations, so the copy is migrated already (and a no-op migrate
+    # costs a Django start-up and the system checks, seconds on a busy machine).
     env = {"SQLITE_PATH": str(working)}
-    manage(["migrate", "--no-input", "-v0"], env)
     return Database("sqlite", scale, env, stamp, f"SQLite {sqlite3.sqlite_version}")
 
 
@@ -141,8 +193,8 @@ def _with_database(url: str, name: str) -> str:
 
 
 def prepare_postgres(scale: str, seed: int, admin_url: str, *, regenerate: bool, log: Log) -> Database:
-    VAR.mkdir(parents=True, exist_ok=True)
-    pristine, working = f"mesoclinic_bench_{scale}", f"mesoclinic_bench_{scale}_run"
+    var_dir().mkdir(parents=True, exist_ok=True)
+    pristine, working = postgres_names(scale)
     stamp_path = _stamp_path(scale, "postgres")
     with psycopg.connect(admin_url, autocommit=True) as admin:
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [pristine]).fetchone()
@@ -161,6 +213,5 @@ def prepare_postgres(scale: str, seed: int, admin_url: str, *, regenerate: bool,
             )
         )
         version = admin.execute("SHOW server_version").fetchone()
-    env = {"DATABASE_URL": _with_database(admin_url, working)}
-    manage(["migrate", "--no-input", "-v0"], env)
+    env = {"DATABASE_URL": _with_database(admin_url, working)}  # migrated already (see prepare_sqlite)
     return Database("postgres", scale, env, stamp, f"PostgreSQL {version[0] if version else '?'}")

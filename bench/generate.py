@@ -18,14 +18,16 @@ numbers, counters) are filled by the family itself:
 - ``ctx.insert(objs)``: batched ``bulk_create`` of model instances; simple, for small tables (clinics,
   staff, catalogues). It costs ~200 µs a row in Django's ORM (measured), so it cannot reach 50,000 rows/s.
 - ``ctx.write_jobs(Model, fields, jobs)`` (or ``ctx.write`` for rows built in this process): plain tuples in
-  ``fields`` order, ids included (from ``ctx.next_ids``), written with ``executemany`` on SQLite and ``COPY``
-  on PostgreSQL at a few µs a row; for every table that grows with the scale (patients, sessions, charted
-  areas, …). A :class:`RowJob` is a module-level function and its picklable arguments (one slice of one
-  clinic, with its own random stream), so that worker processes build rows while this one writes, and the
-  rows do not depend on how many workers there are. Values are Python objects (``date``, aware ``datetime``,
-  ``int``, ``str``, ``None``, ``dict`` for JSON) or, faster, dates and UTC timestamps as text
-  (:func:`day_text`, :func:`stamp_text`); foreign keys are ids. Plain indexes of these tables are dropped
-  during the load and rebuilt at the end.
+  ``fields`` order, ids included (from ``ctx.next_ids``), written with multi-row ``INSERT`` statements on
+  SQLite and ``COPY`` on PostgreSQL at a few µs a row; for every table that grows with the scale (patients,
+  sessions, charted areas, …). A :class:`RowJob` is a module-level function and its picklable arguments
+  (one slice of one clinic, with its own random stream), so that worker processes build rows while this one
+  writes, and the rows do not depend on how many workers there are. Values are Python objects (``date``,
+  aware ``datetime``, ``int``, ``str``, ``None``, ``dict`` for JSON) or, faster, dates and UTC timestamps as
+  text (:func:`day_text`, :func:`stamp_text`); foreign keys are ids. Plain indexes of these tables are
+  dropped during the load and rebuilt at the end. ``ctx.write_table_jobs`` does the same for jobs that fill
+  several tables at once (bench/clinical.py, bench/stock.py, bench/treatments.py); bench/rows.py holds the
+  helpers families share.
 
 Nothing here writes audit rows: the chain must stay verifiable (``manage.py audit_verify``), and it is only
 ever appended to by ``mesoclinic.audit.services``. ``auto_now``/``auto_now_add`` timestamps are written as
@@ -39,9 +41,10 @@ import json
 import multiprocessing
 import os
 import random
+import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -57,13 +60,16 @@ from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from bench import clinical, outcomes, safety, scheduling, stock, treatments
 from bench.names import FAMILY, GIVEN_FEMALE, GIVEN_MALE, ORIGINS, PLACES, STREETS, Place
+from bench.rows import RowJob, Visits, day_text, stamp_text, utc_offset_seconds
 from mesoclinic.accounts.models import Membership, PractitionerLicence, Role, User
 from mesoclinic.clinics.models import Clinic, Device, Organisation, Room
 from mesoclinic.lib.text import fold
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.rules import format_record_number
 
+SQLITE_ROWS_PER_INSERT = 250
 # The password of every generated staff account (hashed once with argon2; the hash is reused).
 BENCH_PASSWORD = "mesoclinic-demo-2026"  # noqa: S105 (generated benchmark data only)
 DEFAULT_SEED = 1
@@ -82,13 +88,24 @@ class Scale:
     clinics: int
     patients: int
     history_years: int
+    sessions: int  # treatment visits: one preparation and one session each (bench/treatments.py)
+    charted_areas: int  # about 4 per session (bench/treatments.py)
+
+    @property
+    def sessions_per_patient(self) -> float:
+        return self.sessions / self.patients if self.patients else 0.0
 
 
 # targets.md, "Data scales".
 SCALES: dict[str, Scale] = {
-    "smoke": Scale("smoke", clinics=1, patients=200, history_years=2),
-    "clinic": Scale("clinic", clinics=1, patients=5_000, history_years=5),
-    "chain": Scale("chain", clinics=50, patients=100_000, history_years=10),
+    # Three years: two cut too many series short for targets.md's 10 sessions a patient.
+    "smoke": Scale("smoke", clinics=1, patients=200, history_years=3, sessions=2_000, charted_areas=8_000),
+    "clinic": Scale(
+        "clinic", clinics=1, patients=5_000, history_years=5, sessions=50_000, charted_areas=200_000
+    ),
+    "chain": Scale(
+        "chain", clinics=50, patients=100_000, history_years=10, sessions=1_000_000, charted_areas=4_000_000
+    ),
 }
 
 
@@ -110,6 +127,12 @@ class ClinicData:
     clinic: Clinic
     staff: dict[str, list[User]] = field(default_factory=dict)  # Role value → users
     patient_ids: range = range(0)  # in record-number order
+    utc_offset: int = 0  # seconds east of UTC (the clinic's zone on ``as_of``; summer time ignored)
+    # bench/stock.py: the clinic's formulas (FormulaPlan) and products, for the families after it.
+    formulas: list[Any] = field(default_factory=list)
+    products: dict[str, Any] = field(default_factory=dict)
+    # bench/clinical.py: treatment visits in time order; bench/stock.py adds their preparation ids.
+    visits: Visits = field(default_factory=Visits)
 
 
 @dataclass
@@ -187,7 +210,8 @@ def _concrete(model: type[models.Model], name: str) -> models.Field[Any, Any]:
 
 
 class Table:
-    """Writes plain tuples into one model's table, fast: ``executemany`` on SQLite, ``COPY`` on PostgreSQL."""
+    """Writes plain tuples into one model's table, fast: multi-row ``INSERT`` on SQLite, ``COPY`` on
+    PostgreSQL."""
 
     def __init__(self, model: type[models.Model], fields: Sequence[str]) -> None:
         meta = model._meta
@@ -196,9 +220,9 @@ class Table:
         quote = connection.ops.quote_name
         columns = ", ".join(quote(str(model_field.column)) for model_field in self.fields)
         self.copy_sql = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
-        placeholders = ", ".join("?" * len(fields))
+        self.row_placeholders = "(" + ", ".join("?" * len(fields)) + ")"
         # Identifiers come from the model's metadata, values are bound: no user input reaches the SQL.
-        self.insert_sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
+        self.insert_sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES "  # noqa: S608
         make = _postgres_converter if connection.vendor == "postgresql" else _sqlite_converter
         self.converters = [
             (index, converter)
@@ -226,20 +250,38 @@ class Table:
                     values[index] = converter(value)
             yield values
 
-    def write(self, rows: Iterable[Row], batch_size: int = 2_000) -> int:
+    def write(self, rows: Iterable[Row], batch_size: int = 2_000, *, plain: bool = False) -> int:
         count = 0
         connection.ensure_connection()
         raw: Any = connection.connection
-        batches = in_batches(self._converted(rows), batch_size)
         if connection.vendor == "postgresql":
+            batches = in_batches(rows if plain else self._converted(rows), batch_size)
             with raw.cursor() as cursor, cursor.copy(self.copy_sql) as copy:
                 for batch in batches:
                     for row in batch:
                         copy.write_row(row)
                     count += len(batch)
         elif connection.vendor == "sqlite":
-            for batch in batches:
-                raw.executemany(self.insert_sql, batch)
+            # Many rows per INSERT statement: SQLite's work per statement (the AUTOINCREMENT counter, the
+            # deferred foreign-key bookkeeping, the statement itself) is then shared by the rows: 2.5–3×
+            # faster than executemany's statement per row (measured). As many rows as the bound parameters
+            # allow, 250 at most.
+            per = max(
+                1,
+                min(
+                    SQLITE_ROWS_PER_INSERT,
+                    raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(self.fields),
+                ),
+            )
+            full = self.insert_sql + ", ".join([self.row_placeholders] * per)
+            flat = chain.from_iterable
+            for batch in in_batches(rows if plain else self._converted(rows), per):
+                if len(batch) == per:
+                    raw.execute(full, list(flat(batch)))
+                else:
+                    raw.execute(
+                        self.insert_sql + ", ".join([self.row_placeholders] * len(batch)), list(flat(batch))
+                    )
                 count += len(batch)
         else:  # pragma: no cover - only the two supported databases
             raise NotImplementedError(connection.vendor)
@@ -252,26 +294,16 @@ def in_batches(rows: Iterable[Row], batch_size: int) -> Iterator[list[Row]]:
         yield batch
 
 
-@dataclass(frozen=True)
-class RowJob:
-    """Rows from a module-level function of picklable arguments, so that a worker process can build them."""
-
-    build: Callable[..., list[tuple[Any, ...]]]
-    args: tuple[Any, ...]
-
-
-def _run(job: RowJob) -> list[tuple[Any, ...]]:
+def _run(job: RowJob) -> Any:
     return job.build(*job.args)
 
 
-def built(
-    jobs: Sequence[RowJob], pool: ProcessPoolExecutor | None, ahead: int = 4
-) -> Iterator[list[tuple[Any, ...]]]:
+def built(jobs: Sequence[RowJob], pool: ProcessPoolExecutor | None, ahead: int = 4) -> Iterator[Any]:
     """Each job's rows, in order; with a pool, ``ahead`` jobs ahead of the caller (bounded memory)."""
     if pool is None:
         yield from map(_run, jobs)
         return
-    pending: deque[Future[list[tuple[Any, ...]]]] = deque()
+    pending: deque[Future[Any]] = deque()
     iterator = iter(jobs)
     for job in islice(iterator, ahead):
         pending.append(pool.submit(_run, job))
@@ -308,6 +340,8 @@ class Context:
     pool: ProcessPoolExecutor | None = None
     _next_id: dict[type[models.Model], int] = field(default_factory=dict)
     _deferred_indexes: dict[type[models.Model], list[str]] = field(default_factory=dict)
+    _deferred_keys: dict[type[models.Model], list[str]] = field(default_factory=dict)
+    _deferred_triggers: dict[type[models.Model], list[str]] = field(default_factory=dict)
 
     def stream(self, family: str, *parts: object) -> str:
         """The name of a random stream of its own for one family (and optionally one clinic, one slice…)."""
@@ -320,6 +354,30 @@ class Context:
         """:meth:`write` the rows of ``jobs``, in order, built by the worker processes when there are any
         (this process keeps writing meanwhile): the same rows, faster on several cores."""
         return self.write(model, fields, chain.from_iterable(built(jobs, self.pool, 2 * self.workers)))
+
+    def write_table_jobs(
+        self,
+        tables: Mapping[str, tuple[type[models.Model], Sequence[str]]],
+        jobs: Sequence[RowJob],
+        each: Callable[[int, dict[str, Any]], None] | None = None,
+        *,
+        plain: bool = False,
+    ) -> Counts:
+        """Like :meth:`write_jobs` for jobs that fill several tables at once: each job returns a dict of row
+        lists by the keys of ``tables`` (plus anything else, for ``each``). ``each(index, result)`` runs in
+        this process before the rows are written, in job order: it may keep what later families need, or
+        shift ids that only this process can know (see bench/stock.py). ``plain``: the jobs write every
+        value as the database takes it (dates, timestamps, decimals and JSON as text, ints, bools, None), so
+        no row is looked at on its way (bench/treatments.py). Counts by table key."""
+        counts = dict.fromkeys(tables, 0)
+        for index, result in enumerate(built(jobs, self.pool, 2 * self.workers)):
+            if each is not None:
+                each(index, result)
+            for key, (model, fields) in tables.items():
+                rows = result.get(key)
+                if rows:
+                    counts[key] += self.write(model, fields, rows, plain=plain)
+        return counts
 
     @property
     def history_start(self) -> date:
@@ -338,11 +396,27 @@ class Context:
         self._next_id[model] = first + count
         return range(first, first + count)
 
-    def write(self, model: type[models.Model], fields: Sequence[str], rows: Iterable[Row]) -> int:
-        """The fast path for big tables: tuples in ``fields`` order, ids included (see :meth:`next_ids`)."""
+    def write(
+        self,
+        model: type[models.Model],
+        fields: Sequence[str],
+        rows: Iterable[Row],
+        *,
+        plain: bool = False,
+        without_triggers: bool = False,
+    ) -> int:
+        """The fast path for big tables: tuples in ``fields`` order, ids included (see :meth:`next_ids`).
+        ``plain``: every value is already as the database takes it (no conversion looked for).
+        ``without_triggers`` (SQLite): the table's triggers are dropped during the load and created again
+        at the end, as its indexes are: a trigger that looks rows up (the calendar's double-booking guard)
+        would scan the index-less table for every row. The family then guarantees what they check (and the
+        tests check it after a load)."""
         if model not in self._deferred_indexes:
             self._deferred_indexes[model] = _drop_secondary_indexes(model)
-        return Table(model, fields).write(rows)
+            self._deferred_keys[model] = _drop_foreign_keys(model)
+        if without_triggers and model not in self._deferred_triggers:
+            self._deferred_triggers[model] = _drop_triggers(model)
+        return Table(model, fields).write(rows, plain=plain)
 
     def restore_indexes(self) -> None:
         """Build the indexes dropped by :meth:`write` (one sort each, cheaper than row-by-row upkeep)."""
@@ -350,10 +424,16 @@ class Context:
             if connection.vendor == "postgresql" and self._deferred_indexes:
                 # Check the deferred foreign keys now: PostgreSQL builds no index with checks pending.
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            for statements in self._deferred_indexes.values():
+            for statements in [
+                *self._deferred_indexes.values(),
+                *self._deferred_keys.values(),
+                *self._deferred_triggers.values(),
+            ]:
                 for statement in statements:
                     cursor.execute(statement)
         self._deferred_indexes.clear()
+        self._deferred_keys.clear()
+        self._deferred_triggers.clear()
 
     def insert(self, objs: Iterable[M]) -> list[M]:
         """Batched ``bulk_create`` for small tables; returns the instances, with their primary keys set."""
@@ -404,6 +484,50 @@ def _drop_secondary_indexes(model: type[models.Model]) -> list[str]:
     return [sql for _name, sql in plain]
 
 
+def _drop_triggers(model: type[models.Model]) -> list[str]:
+    """SQLite: drop a table's triggers; return the statements that create them again. (PostgreSQL's
+    guards are constraints, checked by their own indexes as rows are copied in.)"""
+    if connection.vendor != "sqlite":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s ORDER BY name",
+            [model._meta.db_table],
+        )
+        triggers: list[tuple[str, str]] = cursor.fetchall()
+        for name, _sql in triggers:
+            cursor.execute(f"DROP TRIGGER {connection.ops.quote_name(name)}")
+    return [sql for _name, sql in triggers]
+
+
+def _drop_foreign_keys(model: type[models.Model]) -> list[str]:
+    """PostgreSQL: drop a table's foreign keys; return the statements that add them back. Each row written
+    under a deferred foreign key queues a trigger that looks its parent up at commit, one query per row
+    (tens of µs: most of a load's time, measured); adding the key back checks every row in one join.
+    SQLite checks a key with an index lookup as each row is written: nothing to gain there."""
+    if connection.vendor != "postgresql":
+        return []
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
+            [model._meta.db_table],
+        )
+        keys: list[tuple[str, str]] = cursor.fetchall()
+        if keys:
+            # Dropping a key alters its parent table too, which must have no checks pending: run them now
+            # (the rows written through the ORM so far, a few), then defer the rest again.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            for name, _definition in keys:
+                cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {connection.ops.quote_name(name)}")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    return [
+        f"ALTER TABLE {table} ADD CONSTRAINT {connection.ops.quote_name(name)} {definition}"
+        for name, definition in keys
+    ]
+
+
 @contextmanager
 def _bulk_load_settings() -> Iterator[None]:
     """SQLite: a page cache big enough for the indexes of a chain (the default is 2 MB). PostgreSQL: memory
@@ -420,7 +544,8 @@ def _bulk_load_settings() -> Iterator[None]:
         try:
             yield
         finally:
-            cursor.execute(f"PRAGMA cache_size = {int(previous)}")
+            if not connection.needs_rollback:  # else the load failed: let its error through, not this one
+                cursor.execute(f"PRAGMA cache_size = {int(previous)}")
 
 
 def _timestamp_fields(model: type[models.Model]) -> list[models.DateField[Any, Any]]:
@@ -514,24 +639,6 @@ def folded(text: str) -> str:
     return value
 
 
-_DAY_TEXT: dict[int, str] = {}
-_CLOCK_TEXT = [f" {second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}" for second in range(86_400)]
-
-
-def day_text(ordinal: int) -> str:
-    """A date as both databases take it in bulk writes ("YYYY-MM-DD"), from ``date.toordinal()``; memoised."""
-    text = _DAY_TEXT.get(ordinal)
-    if text is None:
-        text = _DAY_TEXT[ordinal] = date.fromordinal(ordinal).isoformat()
-    return text
-
-
-def stamp_text(ordinal: int, second: int) -> str:
-    """A UTC timestamp as both databases take it in bulk writes ("YYYY-MM-DD HH:MM:SS": SQLite stores
-    Django's datetimes so, and Django's PostgreSQL connections run in UTC). ``second``: of the day."""
-    return day_text(ordinal) + _CLOCK_TEXT[second]
-
-
 _EMAIL_LOCAL: dict[tuple[str, str], str] = {}
 _EMAIL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
 
@@ -600,7 +707,12 @@ def gen_clinics(ctx: Context) -> Counts:
         places.append(place)
     inserted = ctx.insert(clinics)
     ctx.clinics = [
-        ClinicData(number=index + 1, place=place, clinic=clinic)
+        ClinicData(
+            number=index + 1,
+            place=place,
+            clinic=clinic,
+            utc_offset=utc_offset_seconds(place.time_zone, ctx.as_of),
+        )
         for index, (place, clinic) in enumerate(zip(places, inserted, strict=True))
     ]
     return {"organisation": 1, "clinic": len(inserted)}
@@ -726,7 +838,12 @@ def gen_staff(ctx: Context) -> Counts:
                     profession=profession,
                     number=f"{jurisdiction}-{profession[:2].upper()}-{serial[jurisdiction]:06d}",
                     jurisdiction=jurisdiction,
-                    valid_from=ctx.as_of - timedelta(days=rng.randint(200, 3000)),
+                    # Licensed before the clinic's history starts: every generated session is charted and
+                    # signed under a current licence (R-PROV), and a run years later still has one.
+                    valid_from=min(
+                        ctx.as_of - timedelta(days=rng.randint(200, 3000)),
+                        ctx.history_start - timedelta(days=rng.randint(30, 400)),
+                    ),
                     expires_on=ctx.as_of + timedelta(days=rng.randint(120, 1500)),
                 )
             )
@@ -904,12 +1021,19 @@ def gen_patients(ctx: Context) -> Counts:
 
 Family = Callable[[Context], Counts]
 
-# In dependency order. Features append theirs (intakes, plans, sessions, lots, appointments, …).
+# In dependency order. Features append theirs (plans, sessions, appointments, …): see the module docstring.
 FAMILIES: list[tuple[str, Family]] = [
     ("clinics", gen_clinics),
     ("rooms & devices", gen_rooms_and_devices),
     ("staff", gen_staff),
     ("patients", gen_patients),
+    ("formulary", stock.gen_formulary),  # formulas, versions, products (small tables)
+    ("intakes & reviews", clinical.gen_intakes),  # and the treatment visits (ctx.clinics[i].visits)
+    ("stock & preparations", stock.gen_stock),  # lots, opened vials, preparations, lines, movements
+    ("sessions", treatments.gen_sessions),  # plans, sessions, charted areas, session preparations, aftercare
+    ("appointments", scheduling.gen_appointments),  # settings, working hours, closures, appointments
+    ("outcomes", outcomes.gen_outcomes),  # landmarks, assessments, measurements
+    ("side effects", safety.gen_safety),  # adverse events and their session and lot links
 ]
 
 

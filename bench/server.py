@@ -46,6 +46,14 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
     def __enter__(self) -> Server:
+        self.start()
+        return self.wait_ready()
+
+    def start(self) -> None:
+        """Start gunicorn without waiting for it (:meth:`wait_ready`): its workers import the application
+        while the caller does something else."""
+        if self.process is not None:
+            return
         with socket.socket() as probe:
             if probe.connect_ex((HOST, self.port)) == 0:
                 raise RuntimeError(
@@ -66,10 +74,17 @@ class Server:
             "--capture-output",
         ]
         self.process = subprocess.Popen(command, env=self.env, cwd=ROOT)
+
+    def wait_ready(self) -> Server:
+        """Wait until the server answers ``/healthz`` (60 s at most)."""
+        self.start()
+        process = self.process
+        if process is None:  # pragma: no cover - start() sets it
+            raise RuntimeError("gunicorn did not start")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited ({self.process.returncode}):\n{self.log_tail()}")
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited ({process.returncode}):\n{self.log_tail()}")
             try:
                 status, _headers, _body = Browser(self.port).request("GET", "/healthz")
             except OSError:
