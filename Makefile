@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo $(VENV)-bootstrap/bin/uv)
 VAR := var
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
-export SECRET_KEY_FILE ?= $(CURDIR)/$(VAR)/secret_key
+export SECRET_KEY_FILE ?= $(abspath $(VAR))/secret_key
 export DJANGO_SETTINGS_MODULE := mesoclinic.settings
 
 .PHONY: help install run serve demo migrate test test-fast lint messages static bench clean
@@ -47,27 +47,34 @@ static: install
 demo: migrate
 	$(PY) manage.py demo
 
+# The task worker (reminders and messages, issue 7) runs beside the server and stops with it.
 run: demo static
-	@echo "Serving mesoclinic on http://$(HOST):$(PORT) (Ctrl-C stops it)"
+	@echo "Serving mesoclinic on http://$(HOST):$(PORT) with the task worker (Ctrl-C stops both)"
+	$(PY) manage.py db_worker --no-reload & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(VENV)/bin/gunicorn mesoclinic.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) --access-logfile - --forwarded-allow-ips=127.0.0.1
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy mesoclinic tests
+	$(VENV)/bin/mypy mesoclinic tests bench
 
+# Two workers: the suite's browser, PDF and concurrency tests keep CI's two cores busy (TEST_WORKERS=0: one
+# process, for debugging).
+TEST_WORKERS ?= 2
 test: lint static
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
 
 clean:
 	rm -rf $(VAR)/static $(VAR)/test*.sqlite3*
 
 # --- Benchmarks (docs/performance.md) ---------------------------------------------------------------------
 # make bench SCALE=smoke|clinic|chain DB=sqlite|postgres [DURATION=30s] [USERS=50|200] [THINK=1,5] [SEED=1]
-# Generates the data set once per scale and seed (var/bench/, or PostgreSQL mesoclinic_bench_<scale>), serves
-# a fresh copy with gunicorn (production settings, BENCH_FLOOR=1), loads it with locust and writes
+# Generates the data set once per scale and seed (under $(BENCH_VAR), or PostgreSQL
+# mesoclinic_bench_<scale>_<suffix>: BENCH_DB_SUFFIX, else a hash of that directory), serves a fresh copy with
+# gunicorn (production settings, BENCH_FLOOR=1), loads it with locust and writes
 # bench/results/<date>-<scale>-<db>.json and .md. Staff accounts: c001-desk1 … password mesoclinic-demo-2026.
 # BENCH_WORKERS=0 and SCENARIO_USERS=0 mean the defaults of bench/run.py (2 SQLite, 4 PostgreSQL workers).
+# bench-figures: the published figures, on a quiet machine (docs/performance.md, "Latest results").
 SCALE ?= smoke
 DB ?= sqlite
 SEED ?= 1
@@ -80,21 +87,33 @@ BENCH_PORT ?= 8765
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 BENCH_ARGS ?=
 BENCH_RUN := $(PY) -m bench.run
-.PHONY: bench-smoke bench-compare
+# Where bench/database.py keeps data sets and logs: $MESOCLINIC_VAR_DIR/bench as the settings read it.
+BENCH_VAR := $(abspath $(or $(MESOCLINIC_VAR_DIR),var))/bench
+.PHONY: bench-smoke bench-compare bench-figures
 
 bench: install
 	$(BENCH_RUN) run --scale $(SCALE) --db $(DB) --seed $(SEED) --duration $(DURATION) --users $(USERS) \
 		--scenario-users $(SCENARIO_USERS) --workers $(BENCH_WORKERS) --think $(THINK) --port $(BENCH_PORT) \
 		--pg-url $(PG_URL) $(BENCH_ARGS)
 
-# CI: the generator and every scenario at smoke scale for a few seconds. Exits non-zero on any failed request
-# (or a broken audit chain); asserts nothing about time. Results go to var/bench/results, not the repository.
+# CI: the generator and every scenario at smoke scale, all at once in one locust process for 20 s (one user per
+# screen, 10 mixed-workload users with short think times; 20 s because a worker's first safety report imports
+# statsmodels, 4-8 s). Exits non-zero on any failed request, a scenario that sent none, or a broken audit
+# chain; asserts nothing about time. Results go to $(BENCH_VAR)/results.
 bench-smoke: install
-	$(BENCH_RUN) run --scale smoke --db $(DB) --seed $(SEED) --duration 5s --warmup 1s \
-		--workers $(BENCH_WORKERS) --port $(BENCH_PORT) --pg-url $(PG_URL) --out $(VAR)/bench/results $(BENCH_ARGS)
+	$(BENCH_RUN) run --scale smoke --db $(DB) --seed $(SEED) --duration 20s --warmup 1s --together \
+		--users 10 --think 0.2,1 --workers $(BENCH_WORKERS) --port $(BENCH_PORT) --pg-url $(PG_URL) \
+		--out $(BENCH_VAR)/results $(BENCH_ARGS)
 
 # Scale independence: the same scenarios at smoke and at chain, then p95(chain) / p95(smoke) per scenario.
 bench-compare: install
 	$(MAKE) bench SCALE=smoke
 	$(MAKE) bench SCALE=chain
 	$(BENCH_RUN) compare --db $(DB)
+
+# Every published table of docs/performance.md, in one go (about 1.5 hours on 2 cores; run it on a quiet
+# machine): SQLite and PostgreSQL at smoke and chain (with the scale comparison), SQLite at clinic.
+bench-figures: install
+	$(MAKE) bench-compare DB=sqlite
+	$(MAKE) bench SCALE=clinic DB=sqlite
+	$(MAKE) bench-compare DB=postgres

@@ -12,9 +12,15 @@ from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from mesoclinic.accounts.api_auth import BearerTokenAuth, VerifiedSessionAuth
+from mesoclinic.consent.api import router as consent_router
 from mesoclinic.formulary.api import router as formulary_router
+from mesoclinic.lib.findings import FindingsRefused
+from mesoclinic.outcomes.api import router as outcomes_router
 from mesoclinic.patients.api import router as patients_router
+from mesoclinic.safety.api import router as safety_router
+from mesoclinic.scheduling.api import router as scheduling_router
 from mesoclinic.screening.api import router as screening_router
+from mesoclinic.treatments.api import router as treatments_router
 
 api = NinjaAPI(
     title="mesoclinic API",
@@ -57,6 +63,15 @@ def _invalid_data(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     )
 
 
+@api.exception_handler(FindingsRefused)
+def _refused(request: HttpRequest, exc: FindingsRefused) -> HttpResponse:
+    return api.create_response(
+        request,
+        {"detail": exc.message, "findings": [finding.as_dict() for finding in exc.findings]},
+        status=422,
+    )
+
+
 @api.exception_handler(PermissionDenied)
 def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
     return api.create_response(request, {"detail": _("You are not allowed to do this.")}, status=403)
@@ -75,3 +90,8 @@ def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResp
 api.add_router("/", patients_router)
 api.add_router("/", screening_router)
 api.add_router("/", formulary_router)
+api.add_router("/", treatments_router)
+api.add_router("/", consent_router)
+api.add_router("/", outcomes_router)
+api.add_router("/", scheduling_router)
+api.add_router("/", safety_router)

@@ -108,6 +108,14 @@ INSTALLED_APPS = [
     "mesoclinic.portal",
     "mesoclinic.screening",
     "mesoclinic.formulary",
+    "mesoclinic.treatments",
+    "mesoclinic.consent",
+    "mesoclinic.outcomes",
+    # issue 7: background tasks (database backend) and scheduling
+    "django_tasks",
+    "django_tasks_db",
+    "mesoclinic.scheduling",
+    "mesoclinic.safety",  # issue 8
 ]
 
 MIDDLEWARE = [
@@ -311,3 +319,22 @@ AUDIT_KEY = env_str("AUDIT_KEY", "audit:" + SECRET_KEY)
 BENCH_FLOOR = env_bool("BENCH_FLOOR", False)
 if BENCH_FLOOR:
     MIDDLEWARE = ["mesoclinic.floor.ServerTimingMiddleware", *MIDDLEWARE]
+
+# --- Scheduling and reminders (issue 7) -------------------------------------------------------------------
+# Background tasks through django-tasks on the database backend (`manage.py db_worker`, run by `make run`).
+# The immediate backend runs tasks inside the request: for a DEBUG machine only, never production.
+TASKS_BACKEND = env_str("TASKS_BACKEND", "django_tasks_db.DatabaseBackend")
+if TASKS_BACKEND.endswith("ImmediateBackend") and not DEBUG:
+    raise ImproperlyConfigured("TASKS_BACKEND: the immediate backend is for DEBUG only.")
+TASKS = {"default": {"BACKEND": TASKS_BACKEND}}
+# Text messages: a file per message under SMS_FILE_PATH by default (mesoclinic.scheduling.transports).
+SMS_BACKEND = env_str("SMS_BACKEND", "mesoclinic.scheduling.transports.FileSmsBackend")
+SMS_FILE_PATH = env_str("SMS_FILE_PATH", str(VAR_DIR / "sms"))
+# The right-hand side of each message's Message-ID (and of calendar event UIDs).
+MESSAGE_ID_DOMAIN = env_str("MESSAGE_ID_DOMAIN", "mesoclinic.local")
+# A message claimed for sending longer ago than this is resolved by the sweep (its worker died): longer
+# than any send can take. The sweep runs this often.
+MESSAGE_LEASE_SECONDS = env_int("MESSAGE_LEASE_SECONDS", 600, minimum=1)
+MESSAGE_SWEEP_SECONDS = env_int("MESSAGE_SWEEP_SECONDS", 300, minimum=1)
+# An SMTP server that never answers must not hold a message past its lease.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 60, minimum=1)

@@ -13,6 +13,11 @@ urlpatterns = [
     path("portal/", include("mesoclinic.portal.urls")),
     path("screening/", include("mesoclinic.screening.urls")),
     path("formulary/", include("mesoclinic.formulary.urls")),
+    path("treatments/", include("mesoclinic.treatments.urls")),
+    path("consent/", include("mesoclinic.consent.urls")),
+    path("outcomes/", include("mesoclinic.outcomes.urls")),
+    path("scheduling/", include("mesoclinic.scheduling.urls")),
+    path("safety/", include("mesoclinic.safety.urls")),  # issue 8
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),

@@ -206,13 +206,20 @@ class Command(BaseCommand):
                 },
             )
 
+        # Intakes first: screening comes before any preparation (preparation_create refuses without one).
+        load_demo_intakes(clinic, users)
+
         formulary_summary = load_formulary_demo(clinic, users)
 
-        load_demo_intakes(clinic, users)
+        treatments_summary = load_treatments_demo(clinic, users)
+
+        consent_summary = load_consent_demo(clinic, users)
 
         count = Patient.objects.filter(clinic=clinic).count()
         self.stdout.write(self.style.SUCCESS(f"Demo clinic ready: {clinic.name} ({count} patients)."))
         self.stdout.write(f"Formulary: {formulary_summary}")
+        self.stdout.write(f"Treatments: {treatments_summary}")
+        self.stdout.write(f"Consent: {consent_summary}")
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for username, _first, _last, role in DEMO_USERS:
             label = role.label if role else "Patient (portal)"
@@ -239,7 +246,7 @@ def load_formulary_demo(clinic: Clinic, users: dict[str, User]) -> str:
 
     admin = Caller(user=users["admin"])
     practitioner = Caller(user=users["practitioner"])
-    today = formulary.clinic_today(clinic)
+    today = clinic.today()
     ingredient = {i.code: i.pk for i in Ingredient.objects.filter(clinic__isnull=True)}
 
     formulas = {
@@ -389,9 +396,9 @@ def load_demo_intakes(clinic: Clinic, users: dict[str, User]) -> None:
     rules at work: a blood thinner, an NSAID three days ago, a pregnancy. Only for patients without one."""
     from mesoclinic.screening.models import Intake
     from mesoclinic.screening.rules import IntakeAnswers, MedicationAnswer
-    from mesoclinic.screening.services import clinic_today, intake_submit
+    from mesoclinic.screening.services import intake_submit
 
-    today = clinic_today(clinic)
+    today = clinic.today()
     claire = Patient.objects.filter(clinic=clinic, user=users["patient"]).first()
     others = list(Patient.objects.filter(clinic=clinic, user__isnull=True).order_by("record_number")[:3])
     plans: list[tuple[Patient | None, User, IntakeAnswers]] = [
@@ -400,7 +407,9 @@ def load_demo_intakes(clinic: Clinic, users: dict[str, User]) -> None:
             users["patient"],
             IntakeAnswers(
                 pregnancy="none",
-                medications=(MedicationAnswer("Levothyrox", today - timedelta(days=1)),),
+                # Taken every day: no date of a last dose (the date only matters for NSAIDs and blood
+                # thinners).
+                medications=(MedicationAnswer("Levothyrox", None),),
                 allergies=("latex",),
                 weight_stable=True,
                 goals="Less fat on the love handles; I run twice a week.",
@@ -429,3 +438,179 @@ def load_demo_intakes(clinic: Clinic, users: dict[str, User]) -> None:
         if patient is None or Intake.objects.filter(patient=patient).exists():
             continue
         intake_submit(caller=Caller(user=user), patient=patient, answers=answers)
+
+
+# --- Protocols, plans and sessions (issue 5) ----------------------------------------------------------------
+
+
+def load_treatments_demo(clinic: Clinic, users: dict[str, User]) -> str:
+    """Claire Martin's screening signed off and a localized-fat plan with two sessions charted and signed
+    (they
+    wait in the medical director's co-signature queue), and a draft facial plan for another patient. Only when
+    Claire has no plan yet."""
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from mesoclinic.formulary import services as formulary
+    from mesoclinic.formulary.models import Formula, Lot
+    from mesoclinic.screening.services import NoIntake, review_get, review_sign, screening_run
+    from mesoclinic.treatments import services as treatments
+    from mesoclinic.treatments.models import BodyArea, Protocol, TreatmentPlan
+    from mesoclinic.treatments.rules import interior_point
+
+    practitioner = Caller(user=users["practitioner"])
+    claire = Patient.objects.get(clinic=clinic, user=users["patient"])
+    if not TreatmentPlan.objects.filter(patient=claire).exists():
+        for patient in Patient.objects.filter(clinic=clinic, intakes__isnull=False).distinct():
+            if review_get(caller=practitioner, patient=patient, audit=False) is not None:
+                continue
+            try:
+                result = screening_run(caller=practitioner, patient=patient)
+            except NoIntake:
+                continue
+            if result.screening.verdict == "ineligible":
+                continue
+            review_sign(
+                caller=practitioner,
+                patient=patient,
+                decision="candidate",
+                intake_version=result.intake.version,
+                acknowledgements={
+                    key: "Discussed at the consultation (demo)." for key in result.warning_keys
+                },
+            )
+        fat = Protocol.objects.get(clinic__isnull=True, code="localized-fat")
+        lipolysis = Formula.objects.get(clinic=clinic, name="Lipolysis cocktail (PC/DC)")
+        plan = treatments.plan_create(
+            caller=practitioner,
+            patient=claire,
+            protocol=fat,
+            data=treatments.PlanIn(
+                planned_sessions=6,
+                areas=["flank-left", "flank-right"],
+                formula_ids=[lipolysis.pk],
+                procedures=[("diet-exercise", "Running twice a week")],
+                goals="Less fat on the love handles.",
+            ),
+        )
+        plan = treatments.plan_activate(caller=practitioner, plan=plan)
+        load_consent_demo(clinic, users, plan=plan)  # issue 6: consent before the first session
+        lot = Lot.objects.get(clinic=clinic, number="PCDC-24117")
+        version = formulary.current_version(lipolysis)
+        flanks = {code: BodyArea.objects.get(code=code) for code in ("flank-left", "flank-right")}
+        for days_ago in (20, 10):
+            moment = timezone.now() - timedelta(days=days_ago)
+            vial = formulary.vial_open(caller=practitioner, lot=lot, now=moment - timedelta(minutes=20))
+            preparation = formulary.preparation_create(
+                caller=practitioner,
+                patient=claire,
+                formula_version=version,
+                lines=[formulary.LineIn(lot.pk, Decimal("5"), vial.pk)],
+                notes="Demo",
+                now=moment - timedelta(minutes=15),
+            )
+            formulary.vial_close(
+                caller=practitioner, vial=vial, reason="Single patient use (demo)", now=moment
+            )
+            room = clinic.rooms.first()
+            session = treatments.session_check_in(
+                caller=practitioner, plan=plan, room_id=room.pk if room else None, now=moment
+            )
+            areas = []
+            for code, area in flanks.items():
+                x, y = interior_point(area.outline)
+                points = [
+                    [round(x + dx, 1), round(y + dy, 1)]
+                    for dx, dy in ((0, -12), (0, 0), (0, 12), (-3, 6), (3, -6))
+                ]
+                areas.append(
+                    treatments.ChartAreaIn(
+                        area=code,
+                        technique="point-by-point-deep",
+                        depth_mm=Decimal("8"),
+                        points=points,
+                        needle="27G 13 mm",
+                        injections=10,
+                        volume_per_point_ml=Decimal("0.2"),
+                        preparation_id=preparation.pk,
+                    )
+                )
+            treatments.session_chart(
+                caller=practitioner,
+                session=session,
+                chart=treatments.ChartIn(
+                    areas=areas, notes="Well tolerated; small bruise on the left flank."
+                ),
+                now=moment,
+            )
+            treatments.session_sign(caller=practitioner, session=session, now=moment + timedelta(minutes=30))
+        other = (
+            Patient.objects.filter(clinic=clinic, user__isnull=True, intakes__isnull=False)
+            .order_by("record_number")
+            .first()
+        )
+        if other is not None:
+            treatments.plan_create(
+                caller=practitioner,
+                patient=other,
+                protocol=Protocol.objects.get(clinic__isnull=True, code="facial-rejuvenation"),
+                data=treatments.PlanIn(planned_sessions=5, areas=["forehead", "cheek-left", "cheek-right"]),
+            )
+    plans = TreatmentPlan.objects.filter(clinic=clinic)
+    return f"{plans.count()} plans, {sum(p.sessions.count() for p in plans)} sessions"
+
+
+# --- Informed consent and patient education (issue 6) ------------------------------------------------------
+
+
+def load_consent_demo(clinic: Clinic, users: dict[str, User], plan: Any = None) -> str:
+    """The clinic's consent period and session prices (R-COST), and — called by the treatments demo with
+    Claire's plan before her first session — her consent, signed in the portal and countersigned, 21 days
+    ago. Idempotent: prices are set once, and a plan that has a consent gets no other."""
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from mesoclinic.consent import services as consent
+    from mesoclinic.consent.models import Consent, SessionPrice
+    from mesoclinic.consent.signature import sample_signature
+
+    if not SessionPrice.objects.filter(clinic=clinic).exists():
+        consent.terms_update(
+            caller=Caller(user=users["admin"]),
+            clinic=clinic,
+            validity_months=12,
+            prices={
+                "": Decimal("350.00"),
+                "localized-fat": Decimal("450.00"),
+                "cellulite": Decimal("400.00"),
+            },
+        )
+    if plan is not None and not Consent.objects.filter(plan=plan).exists():
+        moment = timezone.now() - timedelta(days=21)
+        patient = Caller(user=users["patient"], ip="203.0.113.20")
+        shown = consent.consent_document(caller=patient, plan=plan, now=moment)
+        signed = consent.consent_sign(
+            caller=patient,
+            plan=plan,
+            patient_id=plan.patient_id,
+            template_version_id=shown.template_version.pk,
+            text_sha256=shown.text_sha256,
+            typed_name=plan.patient.full_name,
+            signature=sample_signature(plan.pk),
+            now=moment,
+        )
+        practitioner = Caller(user=users["practitioner"], ip="203.0.113.21")
+        consent.consent_countersign(
+            caller=practitioner,
+            consent=consent.consent_get(caller=practitioner, consent_id=signed.pk, audit=False),
+            now=moment + timedelta(minutes=10),
+        )
+    consents = Consent.objects.filter(clinic=clinic)
+    prices = ", ".join(
+        f"{row.indication or 'default'} {row.price_per_session} {clinic.currency}"
+        for row in SessionPrice.objects.filter(clinic=clinic).order_by("indication")
+    )
+    countersigned = consents.filter(countersignature__isnull=False).count()
+    return f"{consents.count()} consents ({countersigned} countersigned); {prices}"
