@@ -733,12 +733,14 @@ def test_generated_calendar_outcomes_and_side_effects_are_what_the_application_r
         if a.status in ("booked", "checked_in")
     ]
     assert _overlaps(active) == []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s",
-            ["scheduling_appointment"],
-        )
-        assert cursor.fetchone()[0] == 2
+    if connection.vendor == "sqlite":  # the load drops SQLite's triggers and recreates them
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s",
+                ["scheduling_appointment"],
+            )
+            assert cursor.fetchone()[0] == 2
+    # On either database, the guard refuses an overlapping insert.
     first = kept[0]
     with pytest.raises(IntegrityError), transaction.atomic():
         Appointment.objects.create(
