@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from django.core.signals import request_finished, request_started
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from pytest_django.fixtures import Settings
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", shutil.which("chromium") or "/usr/bin/chromium")
@@ -41,6 +44,41 @@ def browser() -> Iterator[Browser]:
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+class _InFlight:
+    """Requests the live server is still answering. A page's htmx panels may still be loading when a test
+    ends; closing the browser does not stop the server's thread, whose transaction would then race the
+    test's flush (PostgreSQL: a deadlock between TRUNCATE and the request's audit row)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def started(self, **_: Any) -> None:
+        with self.changed:
+            self.count += 1
+
+    def finished(self, **_: Any) -> None:
+        with self.changed:
+            self.count -= 1
+            self.changed.notify_all()
+
+    def wait_until_idle(self, timeout_s: float = 30) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.count <= 0, timeout=timeout_s), (
+                f"{self.count} request(s) still running on the live server"
+            )
+
+
+@pytest.fixture(scope="session")
+def in_flight() -> Iterator[_InFlight]:
+    requests = _InFlight()
+    request_started.connect(requests.started)
+    request_finished.connect(requests.finished)
+    yield requests
+    request_started.disconnect(requests.started)
+    request_finished.disconnect(requests.finished)
+
+
 @pytest.fixture(autouse=True)
 def _plain_static_files(settings: Settings) -> None:
     # The live server serves static files from the app folders by their plain names; the hashed names of the
@@ -52,13 +90,23 @@ def _plain_static_files(settings: Settings) -> None:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, in_flight: _InFlight, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh browser context; any console or script error fails the test, except the texts a test's
+    ``console_allows`` marker expects (a refused form answers 422 by design)."""
+    marker = request.node.get_closest_marker("console_allows")
+    expected: tuple[str, ...] = tuple(marker.args) if marker else ()
     context = browser.new_context(viewport={"width": 1024, "height": 768}, locale="en-GB")
     opened = context.new_page()
     problems: list[str] = []
-    opened.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not any(text in message.text for text in expected):
+            problems.append(message.text)
+
+    opened.on("console", on_console)
     opened.on("pageerror", lambda error: problems.append(str(error)))
     yield opened
     context.close()
+    in_flight.wait_until_idle()  # before the database is flushed for the next test
     # A CSP violation or a script error shows up here.
     assert problems == []
