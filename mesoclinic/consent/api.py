@@ -32,6 +32,7 @@ from mesoclinic.consent.schemas import (
     TermsOut,
     WithdrawIn,
 )
+from mesoclinic.lib.ids import id_or_404
 from mesoclinic.patients.services import patient_get
 
 router = Router(tags=["consent"])
@@ -176,9 +177,7 @@ def list_templates(request: HttpRequest, params: Query[ClinicParams]) -> list[di
 def read_template(request: HttpRequest, template_id: int, params: Query[ClinicParams]) -> dict[str, Any]:
     clinic = clinic_for_api(request, Perm.CONSENT_TEMPLATE_VIEW, params.clinic_id)
     return _template_out(
-        services.template_get(
-            caller=Caller.of(request), clinic=clinic, template_id=services.valid_id(template_id)
-        )
+        services.template_get(caller=Caller.of(request), clinic=clinic, template_id=id_or_404(template_id))
     )
 
 
@@ -195,7 +194,7 @@ def revise_template(
     template = services.template_get(
         caller=caller,
         clinic=clinic,
-        template_id=services.valid_id(template_id),
+        template_id=id_or_404(template_id),
         perm=Perm.CONSENT_TEMPLATE_MANAGE,
     )
     version = services.template_revise(
@@ -236,9 +235,7 @@ def list_articles(request: HttpRequest, params: Query[LibraryParams]) -> list[di
 )
 def read_article(request: HttpRequest, article_id: int, params: Query[ClinicParams]) -> dict[str, Any]:
     clinic = clinic_for_api(request, Perm.EDUCATION_VIEW, params.clinic_id)
-    article = services.article_get(
-        caller=Caller.of(request), clinic=clinic, article_id=services.valid_id(article_id)
-    )
+    article = services.article_get(caller=Caller.of(request), clinic=clinic, article_id=id_or_404(article_id))
     return _article_out(article, services.article_render(clinic=clinic, article=article))
 
 
@@ -253,7 +250,7 @@ def revise_article(
     caller = Caller.of(request)
     clinic = clinic_for_api(request, Perm.EDUCATION_MANAGE, payload.clinic_id)
     article = services.article_get(
-        caller=caller, clinic=clinic, article_id=services.valid_id(article_id), perm=Perm.EDUCATION_MANAGE
+        caller=caller, clinic=clinic, article_id=id_or_404(article_id), perm=Perm.EDUCATION_MANAGE
     )
     version = services.article_revise(
         caller=caller,
@@ -279,7 +276,7 @@ def revise_article(
 def list_patient_consents(request: HttpRequest, patient_id: int) -> list[dict[str, Any]]:
     caller = Caller.of(request)
     patient = patient_get(
-        caller=caller, patient_id=services.valid_id(patient_id), perm=Perm.CONSENT_VIEW, audit=False
+        caller=caller, patient_id=id_or_404(patient_id), perm=Perm.CONSENT_VIEW, audit=False
     )
     overview = services.patient_consents(caller=caller, patient=patient)
     return [_plan_consents_out(row) for row in overview.plans]

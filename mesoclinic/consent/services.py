@@ -54,6 +54,7 @@ from mesoclinic.consent.signature import SignatureProblem, clean_signature
 from mesoclinic.formulary import services as formulary
 from mesoclinic.formulary.models import FormulaComponent, FormulaVersion, Indication
 from mesoclinic.lib.findings import Finding, FindingsRefused
+from mesoclinic.lib.ids import id_or_404
 from mesoclinic.patients.models import Patient
 from mesoclinic.treatments import rules as treatment_rules
 from mesoclinic.treatments.models import PlanArea, PlanFormula, PlanProcedure, TreatmentPlan
@@ -62,14 +63,6 @@ from mesoclinic.treatments.services import area_label, plan_get
 LANGUAGES = tuple(code for code, _name in settings.LANGUAGES)
 FALLBACK_LANGUAGE = "en"
 OPEN_PLAN_STATUSES = (TreatmentPlan.Status.DRAFT, TreatmentPlan.Status.ACTIVE)
-MAX_ID = 2**63 - 1
-
-
-def valid_id(value: int) -> int:
-    """An id the database can hold, else a 404 like any unknown id."""
-    if not 0 < value <= MAX_ID:
-        raise Http404(_("Not found."))
-    return value
 
 
 def valid_indication(value: str) -> str:
@@ -321,7 +314,7 @@ def article_get(
     *, caller: Caller, clinic: Clinic, article_id: int, perm: Perm = Perm.EDUCATION_VIEW
 ) -> Article:
     authorize(caller.user, perm, clinic_id=clinic.pk)
-    article = articles_for(clinic).filter(pk=valid_id(article_id)).first()
+    article = articles_for(clinic).filter(pk=id_or_404(article_id)).first()
     if article is None:
         raise Http404(_("Not found."))
     return article
@@ -405,7 +398,7 @@ def template_get(
     *, caller: Caller, clinic: Clinic, template_id: int, perm: Perm = Perm.CONSENT_TEMPLATE_VIEW
 ) -> ConsentTemplate:
     authorize(caller.user, perm, clinic_id=clinic.pk)
-    template = templates_for(clinic).filter(pk=valid_id(template_id)).first()
+    template = templates_for(clinic).filter(pk=id_or_404(template_id)).first()
     if template is None:
         raise Http404(_("Not found."))
     return template
@@ -885,7 +878,7 @@ def consent_get(
 ) -> Consent:
     """The consent, if the caller may act on it: another clinic's or a missing id is a 404 that says
     nothing; a visible consent without the right a 403."""
-    consent = _consent_queryset().filter(pk=valid_id(consent_id)).first()
+    consent = _consent_queryset().filter(pk=id_or_404(consent_id)).first()
     if consent is None or not may_see_clinic(caller.user, consent.clinic_id, consent.patient):
         raise Http404(_("Not found."))
     authorize(caller.user, perm, clinic_id=consent.clinic_id, patient=consent.patient)
@@ -1164,7 +1157,7 @@ def own_patient(caller: Caller) -> Patient:
 
 def plan_for(*, caller: Caller, plan_id: int, perm: Perm = Perm.CONSENT_VIEW) -> TreatmentPlan:
     """The plan, if the caller may act on its consent (404 for another clinic's or a missing one)."""
-    return plan_get(caller=caller, plan_id=valid_id(plan_id), perm=perm, audit=False)
+    return plan_get(caller=caller, plan_id=id_or_404(plan_id), perm=perm, audit=False)
 
 
 # --- verification (manage.py consent_verify) ----------------------------------------------------------------

@@ -33,6 +33,7 @@ from mesoclinic.consent.forms import (
 from mesoclinic.consent.models import Topic
 from mesoclinic.formulary.models import Indication
 from mesoclinic.lib.findings import FindingsRefused
+from mesoclinic.lib.ids import id_or_404
 from mesoclinic.patients.services import patient_get
 from mesoclinic.treatments.models import TreatmentPlan
 
@@ -235,7 +236,7 @@ def panel(request: HttpRequest, patient_id: int) -> HttpResponse:
     """The patient page's "Consent" section (loaded by htmx, so the record itself opens at once)."""
     caller = Caller.of(request)
     patient = patient_get(
-        caller=caller, patient_id=services.valid_id(patient_id), perm=Perm.CONSENT_VIEW, audit=False
+        caller=caller, patient_id=id_or_404(patient_id), perm=Perm.CONSENT_VIEW, audit=False
     )
     overview = services.patient_consents(caller=caller, patient=patient)
     template = "consent/_panel.html" if request.headers.get("HX-Request") else "consent/panel_page.html"

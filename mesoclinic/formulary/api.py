@@ -32,6 +32,7 @@ from mesoclinic.formulary.models import (
     VialOpening,
 )
 from mesoclinic.lib.findings import Finding
+from mesoclinic.lib.ids import is_valid_id
 from mesoclinic.patients.services import patient_get
 
 router = Router(tags=["formulary"])
@@ -134,9 +135,7 @@ def list_ingredients(request: HttpRequest, q: str = "", clinic_id: int | None = 
 def read_ingredient(request: HttpRequest, ingredient_id: int, clinic_id: int | None = None) -> Any:
     clinic = _clinic(request, Perm.FORMULARY_VIEW, clinic_id)
     ingredient = (
-        _ingredients_query(clinic).filter(pk=ingredient_id).first()
-        if services.valid_id(ingredient_id)
-        else None
+        _ingredients_query(clinic).filter(pk=ingredient_id).first() if is_valid_id(ingredient_id) else None
     )
     if ingredient is None:
         raise Http404(_("Not found."))
@@ -157,7 +156,7 @@ def create_ingredient(request: HttpRequest, payload: schemas.IngredientIn) -> An
 def _own_ingredient(request: HttpRequest, ingredient_id: int) -> Ingredient:
     """An ingredient the caller's clinics can see, for adding cautions and limits (the service refuses the
     seeded ones and checks formulary.manage in the ingredient's clinic)."""
-    found = Ingredient.objects.filter(pk=ingredient_id).first() if services.valid_id(ingredient_id) else None
+    found = Ingredient.objects.filter(pk=ingredient_id).first() if is_valid_id(ingredient_id) else None
     if found is None or (found.clinic_id is not None and found.clinic_id not in clinic_roles(request.user)):
         raise Http404(_("Not found."))
     if found.clinic_id is None and not clinics_with(request.user, Perm.FORMULARY_VIEW):

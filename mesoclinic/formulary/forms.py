@@ -20,8 +20,8 @@ from mesoclinic.formulary.models import (
     StockMovement,
 )
 from mesoclinic.formulary.rules import MAX_BEYOND_USE_HOURS, MAX_VIALS_PER_LOT, STRENGTH_LIMITS, VOLUME_LIMITS
+from mesoclinic.lib.ids import MAX_ID
 
-MAX_ID = 2**63 - 1
 MAX_ROWS = 40  # ingredients of a formula or product, lines of a preparation
 DATE = forms.DateInput(attrs={"type": "date"})
 

@@ -19,11 +19,11 @@ from mesoclinic.formulary.rules import (
     STRENGTH_LIMITS,
     VOLUME_LIMITS,
 )
+from mesoclinic.lib.ids import MAX_ID
 
 Unit = Literal["mg/mL", "mcg/mL", "IU/mL", "U/mL", "%", "mL"]
 MovementKind = Literal["wasted", "returned", "adjusted"]
 RegulatoryStatusValue = Literal["approved", "approved-other-indication", "not-approved", "banned"]
-MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Strength = Annotated[
     Decimal, Field(max_digits=STRENGTH_LIMITS.max_digits, decimal_places=STRENGTH_LIMITS.decimal_places)

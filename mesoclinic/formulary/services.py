@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeGuard, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, models, transaction
@@ -50,6 +50,7 @@ from mesoclinic.formulary.models import (
     VialOpening,
 )
 from mesoclinic.lib.findings import Finding
+from mesoclinic.lib.ids import MAX_ID, is_valid_id
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.services import patient_get
 from mesoclinic.screening.models import Intake
@@ -59,7 +60,6 @@ _QUANTUM = rules.VOLUME_LIMITS.quantum
 EXPIRING_SOON_DAYS = 30
 # Primary keys are 64-bit integers on both databases: a bigger id names nothing (and SQLite cannot even
 # bind it in an ``IN`` list).
-MAX_ID = 2**63 - 1
 
 
 def _volume(value: Any, field_name: str, *, allow_negative: bool = False) -> Decimal:
@@ -83,11 +83,6 @@ def _decimal_or_none(value: Any) -> Decimal | None:
     except (InvalidOperation, ValueError, TypeError):
         return None
     return number if number.is_finite() else None
-
-
-def valid_id(value: object) -> TypeGuard[int]:
-    """Whether this can be a primary key at all (a positive 64-bit integer)."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
 def _text(
@@ -119,7 +114,7 @@ def _save_unique(obj: models.Model, field_name: str, message: str) -> None:
 def _in_clinic(caller: Caller, model: type[M], pk: int, perm: Perm, *, related: Sequence[str] = ()) -> M:
     """The object if the caller may act on it: another clinic's object or a missing id is a 404 (never telling
     which), a visible object without the permission a 403."""
-    if not valid_id(pk):
+    if not is_valid_id(pk):
         raise Http404(_("Not found."))
     obj = model._default_manager.select_related("clinic", *related).filter(pk=pk).first()
     clinic_id = getattr(obj, "clinic_id", None) if obj is not None else None
@@ -142,7 +137,7 @@ def lot_get(*, caller: Caller, lot_id: int, perm: Perm = Perm.FORMULARY_VIEW) ->
 
 
 def vial_get(*, caller: Caller, vial_id: int, perm: Perm = Perm.FORMULARY_VIEW) -> VialOpening:
-    if not valid_id(vial_id):
+    if not is_valid_id(vial_id):
         raise Http404(_("Not found."))
     vial = VialOpening.objects.select_related("lot__product", "lot__clinic").filter(pk=vial_id).first()
     if vial is None or not may_see_clinic(caller.user, vial.lot.clinic_id):
@@ -153,7 +148,7 @@ def vial_get(*, caller: Caller, vial_id: int, perm: Perm = Perm.FORMULARY_VIEW) 
 
 def ingredient_get(*, caller: Caller, ingredient_id: int, clinic: Clinic) -> Ingredient:
     authorize(caller.user, Perm.FORMULARY_VIEW, clinic_id=clinic.pk)
-    found = ingredients_for(clinic).filter(pk=ingredient_id).first() if valid_id(ingredient_id) else None
+    found = ingredients_for(clinic).filter(pk=ingredient_id).first() if is_valid_id(ingredient_id) else None
     if found is None:
         raise Http404(_("Not found."))
     return found
@@ -265,7 +260,7 @@ def regulatory_status_create(
     ingredient = None
     if ingredient_id is not None:
         ingredient = (
-            ingredients_for(clinic).filter(pk=ingredient_id).first() if valid_id(ingredient_id) else None
+            ingredients_for(clinic).filter(pk=ingredient_id).first() if is_valid_id(ingredient_id) else None
         )
         if ingredient is None:
             errors["ingredient_id"] = [_("Unknown ingredient.")]
@@ -342,7 +337,7 @@ def _seeded_refused() -> ValidationError:
 
 def regulatory_status_delete(*, caller: Caller, status_id: int) -> int:
     """Remove one of the clinic's own statuses (the seeded rows speak again). Answers the clinic's id."""
-    found = RegulatoryStatus.objects.filter(pk=status_id).first() if valid_id(status_id) else None
+    found = RegulatoryStatus.objects.filter(pk=status_id).first() if is_valid_id(status_id) else None
     row = _visible(caller, found, found.clinic_id if found else None)
     clinic_id = row.clinic_id
     if clinic_id is None:
@@ -391,7 +386,7 @@ def caution_delete(*, caller: Caller, caution_id: int) -> Ingredient:
     """Remove a caution of a clinic ingredient. Answers the ingredient."""
     found = (
         CrossSensitivity.objects.select_related("ingredient").filter(pk=caution_id).first()
-        if valid_id(caution_id)
+        if is_valid_id(caution_id)
         else None
     )
     caution = _visible(caller, found, found.ingredient.clinic_id if found else None)
@@ -494,7 +489,7 @@ def product_limit_delete(*, caller: Caller, limit_id: int) -> Ingredient:
     """Remove a product limit of a clinic ingredient. Answers the ingredient."""
     found = (
         ProductLimit.objects.select_related("ingredient").filter(pk=limit_id).first()
-        if valid_id(limit_id)
+        if is_valid_id(limit_id)
         else None
     )
     limit = _visible(caller, found, found.ingredient.clinic_id if found else None)
@@ -543,8 +538,8 @@ def _check_content(clinic: Clinic, content: FormulaContent) -> dict[int, Ingredi
         )
     )
     _text(content.preparation_notes, "preparation_notes", max_length=4000, errors=problems)
-    wanted = {c.ingredient_id for c in content.components if valid_id(c.ingredient_id)}
-    if valid_id(content.diluent_id):
+    wanted = {c.ingredient_id for c in content.components if is_valid_id(c.ingredient_id)}
+    if is_valid_id(content.diluent_id):
         wanted.add(content.diluent_id)
     found = {ingredient.pk: ingredient for ingredient in ingredients_for(clinic).filter(pk__in=wanted)}
     for index, component in enumerate(content.components):
@@ -782,7 +777,7 @@ def product_create(
     found = {
         i.pk: i
         for i in ingredients_for(clinic).filter(
-            pk__in=[c.ingredient_id for c in components if valid_id(c.ingredient_id)]
+            pk__in=[c.ingredient_id for c in components if is_valid_id(c.ingredient_id)]
         )
     }
     seen: set[int] = set()
@@ -908,7 +903,7 @@ def _lock_lots(lot_ids: Iterable[int], clinic_id: int) -> dict[int, Lot]:
     locked = {}
     for lot in (
         Lot.objects.select_for_update()
-        .filter(pk__in=sorted({pk for pk in lot_ids if valid_id(pk)}), clinic_id=clinic_id)
+        .filter(pk__in=sorted({pk for pk in lot_ids if is_valid_id(pk)}), clinic_id=clinic_id)
         .order_by("pk")
     ):
         locked[lot.pk] = lot
@@ -1286,7 +1281,7 @@ def preparation_get(*, caller: Caller, preparation_id: int) -> Preparation:
         Preparation.objects.select_related("patient", "clinic", "formula_version__formula")
         .filter(pk=preparation_id)
         .first()
-        if valid_id(preparation_id)
+        if is_valid_id(preparation_id)
         else None
     )
     if preparation is None or not may_see_clinic(caller.user, preparation.clinic_id):
@@ -1317,7 +1312,7 @@ def preparable_version(*, clinic: Clinic, formula_version_id: Any) -> FormulaVer
         FormulaVersion.objects.select_related("formula__clinic")
         .filter(pk=formula_version_id, formula__clinic=clinic)
         .first()
-        if valid_id(formula_version_id)
+        if is_valid_id(formula_version_id)
         else None
     )
     if version is None:
@@ -1406,7 +1401,7 @@ def lot_administer(
         volume = _volume(volume_ml, "volume_ml")
     except ValidationError as exc:
         errors.update(exc.message_dict)
-    if vial_id is not None and not valid_id(vial_id):
+    if vial_id is not None and not is_valid_id(vial_id):
         errors["vial_id"] = [_("Unknown or closed vial of this lot.")]
     uses = [str(use) for use in indications]
     if set(uses) - set(Indication.values):

@@ -13,6 +13,7 @@ from mesoclinic.accounts.actors import Caller
 from mesoclinic.accounts.clinic_context import clinic_for_api
 from mesoclinic.accounts.policy import Perm, can
 from mesoclinic.audit.models import Action
+from mesoclinic.lib.ids import id_or_404
 from mesoclinic.patients.services import patient_get
 from mesoclinic.safety import documents, rules, services
 from mesoclinic.safety.models import AdverseEvent, FollowUp, SafetySignal
@@ -202,7 +203,7 @@ def list_kinds(request: HttpRequest) -> list[dict[str, Any]]:
 def list_events(request: HttpRequest, patient_id: int) -> list[dict[str, Any]]:
     caller = Caller.of(request)
     patient = patient_get(
-        caller=caller, patient_id=services.valid_id(patient_id), perm=Perm.ADVERSE_EVENT_VIEW, audit=False
+        caller=caller, patient_id=id_or_404(patient_id), perm=Perm.ADVERSE_EVENT_VIEW, audit=False
     )
     events = services.events_of(caller=caller, patient=patient)
     return [
@@ -232,7 +233,7 @@ def list_events(request: HttpRequest, patient_id: int) -> list[dict[str, Any]]:
 )
 def record_event(request: HttpRequest, patient_id: int, payload: EventIn) -> Status[dict[str, Any]]:
     caller = Caller.of(request)
-    patient = patient_get(caller=caller, patient_id=services.valid_id(patient_id), audit=False)
+    patient = patient_get(caller=caller, patient_id=id_or_404(patient_id), audit=False)
     event = services.event_record(caller=caller, patient=patient, data=_event_in(payload))
     return Status(201, _event_out(request, services.event_get(caller=caller, event_id=event.pk, audit=False)))
 

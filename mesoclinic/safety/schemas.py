@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field, StrictStr
 
+from mesoclinic.lib.ids import MAX_ID
 from mesoclinic.screening.schemas import IsoDate
 
-MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Kind = Literal[
     "bruising",

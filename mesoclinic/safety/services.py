@@ -33,6 +33,7 @@ from mesoclinic.clinics.models import Clinic, Device, Room
 from mesoclinic.formulary.models import Lot, PreparationLine, StockMovement
 from mesoclinic.lib import images
 from mesoclinic.lib.findings import Finding
+from mesoclinic.lib.ids import id_or_404
 from mesoclinic.patients.models import Patient
 from mesoclinic.safety import rules
 from mesoclinic.safety.models import (
@@ -51,20 +52,12 @@ from mesoclinic.treatments.models import (
     TreatmentSession,
 )
 
-MAX_ID = 2**63 - 1
 MAX_TEXT = 4000
 MAX_PHOTO_BYTES = 10 * 1024 * 1024  # a phone's photo is 2–8 MB
 PHOTO_PREFIX = "safety/events"
 LIST_LIMIT = 100
 REPORT_DEFAULT_DAYS = 365
 SYSTEM_ACTOR = Actor(user_id=None, username="manage.py safety_scan", role="system", ip=None)
-
-
-def valid_id(value: int) -> int:
-    """An id the database can hold, else a 404 like any unknown id."""
-    if not 0 < value <= MAX_ID:
-        raise Http404(_("Not found."))
-    return value
 
 
 def _refuse(field_name: str, message: str) -> ValidationError:
@@ -133,7 +126,7 @@ def event_get(
 ) -> AdverseEvent:
     """The event, if the caller may act on it: another clinic's or a missing id is a 404, a visible event
     without the right a 403. Audited as a read of the patient's record."""
-    event = _event_queryset().filter(pk=valid_id(event_id)).first()
+    event = _event_queryset().filter(pk=id_or_404(event_id)).first()
     if event is None or not may_see_clinic(caller.user, event.clinic_id, event.patient):
         raise Http404(_("Not found."))
     authorize(caller.user, perm, clinic_id=event.clinic_id, patient=event.patient)
@@ -300,7 +293,7 @@ def _check(patient: Patient, data: EventIn, today: date, *, staff: bool) -> _Che
     named_on: date | None = None
     if data.session_id is not None:
         named = (
-            TreatmentSession.objects.filter(pk=valid_id(data.session_id), patient=patient)
+            TreatmentSession.objects.filter(pk=id_or_404(data.session_id), patient=patient)
             .values_list("session_date", flat=True)
             .first()
         )
@@ -885,7 +878,7 @@ def dashboard(*, caller: Caller, clinic: Clinic, today: date | None = None) -> D
 
 def follow_up_get(*, caller: Caller, follow_up_id: int) -> FollowUp:
     follow_up = (
-        _follow_up_queryset().select_related("patient__clinic").filter(pk=valid_id(follow_up_id)).first()
+        _follow_up_queryset().select_related("patient__clinic").filter(pk=id_or_404(follow_up_id)).first()
     )
     if follow_up is None or not may_see_clinic(caller.user, follow_up.clinic_id):
         raise Http404(_("Not found."))
@@ -1154,7 +1147,7 @@ def signals_of(*, caller: Caller, clinic: Clinic, active_only: bool = False) -> 
 def signal_get(*, caller: Caller, signal_id: int, perm: Perm = Perm.SIGNAL_VIEW) -> SafetySignal:
     signal = (
         SafetySignal.objects.select_related("clinic", "lot", "reviewed_by")
-        .filter(pk=valid_id(signal_id))
+        .filter(pk=id_or_404(signal_id))
         .first()
     )
     if signal is None or not may_see_clinic(caller.user, signal.clinic_id):

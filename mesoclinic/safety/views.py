@@ -19,6 +19,7 @@ from mesoclinic.accounts.clinic_context import current_clinic
 from mesoclinic.accounts.policy import Perm, can
 from mesoclinic.audit.models import Action
 from mesoclinic.clinics.models import Clinic
+from mesoclinic.lib.ids import id_or_404
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.services import patient_get
 from mesoclinic.safety import documents, rules, services
@@ -119,7 +120,7 @@ def panel(request: HttpRequest, patient_id: int) -> HttpResponse:
     """The patient page's "Side effects" section (loaded by htmx, so the record itself opens at once)."""
     caller = Caller.of(request)
     patient = patient_get(
-        caller=caller, patient_id=services.valid_id(patient_id), perm=Perm.ADVERSE_EVENT_VIEW, audit=False
+        caller=caller, patient_id=id_or_404(patient_id), perm=Perm.ADVERSE_EVENT_VIEW, audit=False
     )
     events = services.events_of(caller=caller, patient=patient)
     template = "safety/_panel.html" if request.headers.get("HX-Request") else "safety/panel_page.html"
@@ -158,7 +159,7 @@ def _event_form_page(
 def event_new(request: HttpRequest, patient_id: int) -> HttpResponseBase:
     caller = Caller.of(request)
     patient = patient_get(
-        caller=caller, patient_id=services.valid_id(patient_id), perm=Perm.ADVERSE_EVENT_RECORD, audit=False
+        caller=caller, patient_id=id_or_404(patient_id), perm=Perm.ADVERSE_EVENT_RECORD, audit=False
     )
     form = EventForm(
         request.POST or None,

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from ninja import Schema
 from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from mesoclinic.lib.ids import MAX_ID
 from mesoclinic.screening.schemas import IsoDate
 
 Day = date  # for fields named ``date``
-MAX_ID = 2**63 - 1
 Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 

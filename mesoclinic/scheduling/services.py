@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeGuard, cast
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -40,6 +40,7 @@ from mesoclinic.audit.models import Action
 from mesoclinic.audit.services import Actor, audit_record
 from mesoclinic.clinics.models import Clinic, Room
 from mesoclinic.lib.findings import Finding, FindingsRefused
+from mesoclinic.lib.ids import is_valid_id
 from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling import ics, rules, transports
 from mesoclinic.scheduling.models import (
@@ -64,7 +65,6 @@ from mesoclinic.treatments.rules import SeriesRule, aftercare_texts
 
 logger = logging.getLogger("mesoclinic.scheduling")
 
-MAX_ID = 2**63 - 1
 MAX_TEXT = 500
 MAX_DAYS_SHOWN = 31
 SYSTEM_ACTOR = Actor(user_id=None, username="system:messages", role="system", ip=None)
@@ -73,10 +73,6 @@ SWEEP_TASK_PATH = "mesoclinic.scheduling.tasks.sweep_messages"
 
 def _refuse(field_name: str, message: str, code: str | None = None) -> ValidationError:
     return ValidationError({field_name: [ValidationError(message, code=code)]})
-
-
-def _valid_id(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
 def _user(caller: Caller) -> User:
@@ -117,7 +113,7 @@ def clinic_rooms(clinic: Clinic) -> list[Room]:
 
 
 def _practitioner(clinic: Clinic, practitioner_id: object) -> User:
-    if not _valid_id(practitioner_id):
+    if not is_valid_id(practitioner_id):
         raise _refuse("practitioner_id", _("Choose a practitioner of this clinic."))
     found = (
         User.objects.filter(
@@ -138,7 +134,7 @@ def _practitioner(clinic: Clinic, practitioner_id: object) -> User:
 def _room(clinic: Clinic, room_id: object) -> Room | None:
     if room_id is None:
         return None
-    if not _valid_id(room_id):
+    if not is_valid_id(room_id):
         raise _refuse("room_id", _("Unknown room."))
     room = Room.objects.filter(pk=room_id, clinic=clinic, is_active=True).first()
     if room is None:
@@ -352,7 +348,7 @@ class BookIn:
 
 
 def _plan_for(patient: Patient, plan_id: object) -> TreatmentPlan:
-    if not _valid_id(plan_id):
+    if not is_valid_id(plan_id):
         raise _refuse("plan_id", _("Unknown plan."))
     plan = (
         TreatmentPlan.objects.select_related("protocol_version__protocol", "clinic", "patient__clinic")
@@ -667,7 +663,7 @@ def appointment_get(
 ) -> Appointment:
     """The appointment, if the caller may act on it: another clinic's or a missing id is a 404, a visible
     one without the right a 403."""
-    found = _appointment_queryset().filter(pk=appointment_id).first() if _valid_id(appointment_id) else None
+    found = _appointment_queryset().filter(pk=appointment_id).first() if is_valid_id(appointment_id) else None
     if found is None or not may_see_clinic(caller.user, found.clinic_id, found.patient):
         raise Http404(_("Not found."))
     authorize(caller.user, perm, clinic_id=found.clinic_id, patient=found.patient)
@@ -1428,7 +1424,7 @@ def exception_remove(*, caller: Caller, clinic: Clinic, exception_id: int) -> No
     with transaction.atomic():
         row = (
             WorkingException.objects.filter(pk=exception_id, clinic=clinic).first()
-            if _valid_id(exception_id)
+            if is_valid_id(exception_id)
             else None
         )
         if row is None:
@@ -1476,7 +1472,7 @@ def closure_remove(*, caller: Caller, clinic: Clinic, closure_id: int) -> None:
     with transaction.atomic():
         row = (
             ClinicClosure.objects.filter(pk=closure_id, clinic=clinic).first()
-            if _valid_id(closure_id)
+            if is_valid_id(closure_id)
             else None
         )
         if row is None:
