@@ -38,7 +38,7 @@ PREPARATIONS = 100_000
 ADMINISTRATIONS = 5_000
 BATCH = 5_000
 SEED = 7
-DATA_VERSION = "2"  # bump when the generated rows change: the database is then rebuilt
+DATA_VERSION = "3"  # bump when the generated rows change: the database is then rebuilt
 PG_DATABASE = "mesoclinic_bench_recall"
 
 
@@ -199,21 +199,25 @@ def build() -> tuple[Any, dict[str, Any]]:
                     PreparationLine(preparation=preparation, lot=ns_lot, volume_ml=Decimal("0.5")),
                 ]
             PreparationLine.objects.bulk_create(lines, batch_size=BATCH)
-        StockMovement.objects.bulk_create(
-            (
-                StockMovement(
-                    clinic=clinic,
-                    lot=rng.choice(ha_lots),
-                    kind=StockMovement.Kind.ADMINISTERED,
-                    quantity_ml=Decimal("-1"),
-                    patient_id=rng.choice(patient_ids),
-                    at=start + timedelta(minutes=7 * n),
-                    by=user,
-                )
-                for n in range(ADMINISTRATIONS)
-            ),
-            batch_size=BATCH,
-        )
+        administrations = [
+            StockMovement(
+                clinic=clinic,
+                lot=rng.choice(ha_lots),
+                kind=StockMovement.Kind.ADMINISTERED,
+                quantity_ml=Decimal("-1"),
+                patient_id=rng.choice(patient_ids),
+                at=start + timedelta(minutes=7 * n),
+                by=user,
+            )
+            for n in range(ADMINISTRATIONS)
+        ]
+        StockMovement.objects.bulk_create(administrations, batch_size=BATCH)
+        # Each lot's stored balance is the sum of its movements, as formulary.services keeps it.
+        balances: dict[int, Decimal] = {}
+        for movement in administrations:
+            balances[movement.lot_id] = balances.get(movement.lot_id, Decimal(0)) + movement.quantity_ml
+        for lot_id, balance in balances.items():
+            Lot.objects.filter(pk=lot_id).update(stock_ml=balance)
         from mesoclinic.formulary.models import RegulatoryStatus
 
         RegulatoryStatus.objects.filter(clinic=clinic).delete()  # none: a marker row follows

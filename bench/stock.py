@@ -629,6 +629,7 @@ LOT_FIELDS = (
     "recall_reason",
     "recalled_by",
     "created_at",
+    "stock_ml",
 )
 VIAL_FIELDS = ("id", "lot", "opened_at", "beyond_use_at", "closed_at", "opened_by")
 PREPARATION_FIELDS = (
@@ -662,6 +663,7 @@ BEYOND_USE = "Beyond-use date reached: discarded"
 
 class _Lot:
     __slots__ = (
+        "balance",
         "expires",
         "id",
         "last_use",
@@ -687,6 +689,7 @@ class _Lot:
         self.recall_at: int | None = None  # local moment
         self.last_use = 0
         self.used = False
+        self.balance = 0  # µL: the sum of the lot's movements, its stored ``stock_ml``
 
     def usable(self, moment: int) -> bool:
         return moment // SECONDS_PER_DAY <= self.expires and (
@@ -752,6 +755,7 @@ class _ClinicStock:
         moment: int,
         by: int | None,
     ) -> None:
+        lot.balance += microlitres
         self.movements.append(
             (
                 self.clinic_id,
@@ -963,6 +967,7 @@ class _ClinicStock:
                     RECALL_REASONS[lot.id % len(RECALL_REASONS)] if recalled else "",
                     self.director if recalled else None,
                     self.at(received),
+                    ml_text(lot.balance),
                 )
             )
         return rows

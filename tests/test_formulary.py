@@ -630,6 +630,46 @@ def test_expiring_soon_uses_the_clinic_local_date(world: World, setup: Setup) ->
     assert row.expiring_soon and not row.expired
 
 
+def test_every_stock_writer_keeps_the_stored_balance(world: World, setup: Setup) -> None:
+    """``Lot.stock_ml``, what the stock screen reads, is the sum of the lot's movements after every kind of
+    write: receipt, preparation (with a single-dose remainder), direct administration, manual movements,
+    a vial closed with what it held."""
+    setup.prepare(world.patient)  # HA 2 mL, vitamin C 0.5 mL from the vial, saline 1 mL of a 10 mL vial
+    setup.administer(world.patient, volume_ml="1.5")  # a 2 mL vial: 0.5 mL remainder wasted
+    caller = setup.caller
+    services.stock_move(caller=caller, lot=setup.ha_lot, kind="wasted", quantity_ml="2")
+    services.stock_move(caller=caller, lot=setup.ha_lot, kind="returned", quantity_ml="2")
+    services.stock_move(caller=caller, lot=setup.saline_lot, kind="adjusted", quantity_ml="-0.3", reason="t")
+    services.stock_move(caller=caller, lot=setup.saline_lot, kind="adjusted", quantity_ml="0.1", reason="t")
+    services.vial_close(caller=caller, vial=setup.vial)
+    assert services.stock_discrepancies() == {}
+    assert {lot.pk: lot.stock_ml for lot in Lot.objects.filter(clinic=world.clinic)} == {
+        setup.ha_lot.pk: Decimal("20") - 2 - 2 - 2 - 2,
+        setup.vitc_lot.pk: Decimal("10"),  # the opened vial was closed: its 10 mL are gone
+        setup.saline_lot.pk: Decimal("100") - 10 - Decimal("0.2"),
+    }
+    # What the stock screen shows is that balance, and a stored balance out of step is found.
+    overview = services.stock_overview(caller=caller, clinic=world.clinic)
+    assert {row.lot.pk: row.stock_ml for p in overview.products for row in p.lots} == {
+        lot.pk: lot.stock_ml for lot in Lot.objects.filter(clinic=world.clinic)
+    }
+    Lot.objects.filter(pk=setup.ha_lot.pk).update(stock_ml=Decimal("1"))
+    assert services.stock_discrepancies(world.clinic.pk) == {setup.ha_lot.pk: (Decimal("1"), Decimal("12"))}
+
+
+def test_an_emptied_lot_leaves_the_stock_screen(world: World, setup: Setup) -> None:
+    """Tenths of a millilitre add up to exactly zero (no floating point residue keeps the lot listed)."""
+    caller = setup.caller
+    services.stock_move(caller=caller, lot=setup.saline_lot, kind="adjusted", quantity_ml="0.3", reason="t")
+    for _ in range(3):
+        services.stock_move(caller=caller, lot=setup.saline_lot, kind="wasted", quantity_ml="0.1")
+    services.stock_move(caller=caller, lot=setup.saline_lot, kind="returned", quantity_ml="100")
+    assert Lot.objects.get(pk=setup.saline_lot.pk).stock_ml == 0
+    overview = services.stock_overview(caller=caller, clinic=world.clinic)
+    saline = next(p for p in overview.products if p.product.pk == setup.saline.pk)
+    assert saline.lots == [] and saline.stock_ml == 0
+
+
 def _count_queries(client: Client, url: str) -> int:
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200

@@ -90,6 +90,8 @@ def test_parallel_preparations_never_overdraw_a_vial(world: World) -> None:
     total = StockMovement.objects.filter(lot_id=lots[1]).aggregate(total=Sum("quantity_ml"))["total"]
     assert total == Decimal("10")
     assert services.lot_stock(Lot.objects.get(pk=lots[1])) == Decimal("10")
+    assert Lot.objects.get(pk=lots[1]).stock_ml == Decimal("10")  # the stored balance moved with each
+    assert services.stock_discrepancies() == {}
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -124,6 +126,8 @@ def test_parallel_waste_never_drives_a_lot_below_zero(world: World) -> None:
     assert errors == []
     assert len(done) == 20
     assert services.lot_stock(Lot.objects.get(pk=lot_pk)) == Decimal("0")
+    assert Lot.objects.get(pk=lot_pk).stock_ml == Decimal("0")
+    assert services.stock_discrepancies() == {}
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -153,6 +157,7 @@ def test_parallel_administrations_never_overdraw_a_vial(world: World) -> None:
     vial = VialOpening.objects.select_related("lot__product").get(pk=vial_pk)
     assert services.vial_remaining(vial) == Decimal("0")
     assert StockMovement.objects.filter(kind="administered", patient_id=patient_pk).count() == 10
+    assert services.stock_discrepancies() == {}
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -185,6 +190,7 @@ def test_parallel_receipts_of_one_lot_number_make_one_lot(world: World) -> None:
     assert len(made) == 1 and refused == ["number"] * (WRITERS - 1)
     lot = Lot.objects.get(product_id=product_pk, number="SAME-1")
     assert StockMovement.objects.filter(lot=lot).count() == 1  # one "received" movement, not eight
+    assert lot.stock_ml == Decimal("6") and services.stock_discrepancies() == {}
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -1,7 +1,10 @@
 """The formulary (R-FORM): ingredients, clinic formulas, products, lots, stock and preparations.
 
 Stock is never a number typed over: it is the sum of :class:`StockMovement` rows, written only by
-``formulary.services`` under a lock on the lot (R-SIGNAL: every vial injected stays traceable)."""
+``formulary.services`` under a lock on the lot (R-SIGNAL: every vial injected stays traceable).
+``Lot.stock_ml`` keeps that sum at hand for the stock screen: ``services._write_movements`` moves it in the
+same transaction as every movement it inserts, and ``services.stock_discrepancies`` checks it against the
+sum."""
 
 from __future__ import annotations
 
@@ -374,6 +377,12 @@ class Lot(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The sum of the lot's movements, kept by ``services._write_movements`` (never written elsewhere, never
+    # typed over), so the stock screen does not add up the clinic's whole history. Wider than a movement: a
+    # lot's adjustments may add up beyond one movement's limit.
+    stock_ml = models.DecimalField(
+        _("stock (mL)"), max_digits=15, decimal_places=3, default=0, editable=False
+    )
 
     class Meta:
         verbose_name = _("lot")
@@ -414,6 +423,8 @@ class VialOpening(models.Model):
                 condition=Q(beyond_use_at__gt=models.F("opened_at")), name="vial_beyond_use_after_opening"
             ),
         ]
+        # The vials still open (a handful, whatever the clinic's history), for the stock screen.
+        indexes = [models.Index(fields=["lot"], condition=Q(closed_at__isnull=True), name="vial_open_idx")]
 
     def __str__(self) -> str:
         return f"{self.lot} opened {self.opened_at:%Y-%m-%d %H:%M}"
