@@ -26,6 +26,7 @@ from mesoclinic.scheduling import rules, services
 from mesoclinic.scheduling.models import (
     Appointment,
     CalendarFeed,
+    ClinicClosure,
     ContactPreference,
     Kind,
     Message,
@@ -43,7 +44,7 @@ pytestmark = pytest.mark.django_db
 # Queries of the calendar pages and of a series proposal, whatever the number of appointments (targets.md:
 # bounded and the same at every scale; `make bench` measures their time).
 DAY_VIEW_QUERIES = 16
-WEEK_VIEW_QUERIES = 16
+WEEK_VIEW_QUERIES = 15  # no schedule settings: the week has no time grid
 SERIES_PROPOSAL_QUERIES = 21
 
 
@@ -363,6 +364,38 @@ def test_series_proposal_queries_do_not_grow_with_the_calendar() -> None:
     with CaptureQueriesContext(connection) as large:
         services.series_view(caller=s.caller(), plan=s.plan, now=s.now)
     assert (len(small), len(large)) == (SERIES_PROPOSAL_QUERIES, SERIES_PROPOSAL_QUERIES)
+
+
+def test_a_series_proposal_past_the_first_days_searched_is_the_one_of_the_whole_horizon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The proposals search the days the sessions should need first, then the whole horizon when that ran
+    # out: closed for eight months, the first proposal comes after the closure either way.
+    s = schedule()
+    today = rules.local_date(s.now, s.clinic.zone)
+    reopens = today + timedelta(days=240)
+    ClinicClosure.objects.create(
+        clinic=s.clinic, starts_on=today, ends_on=reopens - timedelta(days=1), reason="Works"
+    )
+    searched: list[date] = []
+    build_calendar = services.build_calendar
+
+    def spy(*args: Any, **kwargs: Any) -> rules.Calendar:
+        searched.append(kwargs["last_day"])
+        return build_calendar(*args, **kwargs)
+
+    monkeypatch.setattr(services, "build_calendar", spy)
+
+    def proposals(margin_days: int) -> list[tuple[int, str, rules.Slot | None]]:
+        monkeypatch.setattr(services, "SERIES_NEAR_MARGIN_DAYS", margin_days)
+        view = services.series_view(caller=s.caller(), plan=s.plan, now=s.now, audit=False)
+        return [(p.number, p.state, p.slot) for p in view.proposals]
+
+    first_days = proposals(0)
+    assert len(searched) == 2 and searched[0] < reopens < searched[1]  # the first days, then the horizon
+    assert first_days == proposals(1000)
+    assert [state for _number, state, _slot in first_days] == ["proposed"] * 6
+    assert rules.local_date(first_days[0][2].starts_at, s.clinic.zone) >= reopens  # type: ignore[union-attr]
 
 
 # --- check-in, no-show, cancellation -----------------------------------------------------------------------

@@ -151,10 +151,10 @@ def read_calendar(request: HttpRequest, params: Query[CalendarParams]) -> dict[s
         "closed": sorted(view.closures),
         "appointments": [
             {
-                "id": a.pk,
+                "id": a.id,
                 "patient": a.patient_id,
-                "patient_name": a.patient.full_name,
-                "record_number": a.patient.record_number,
+                "patient_name": a.patient_name,
+                "record_number": a.record_number,
                 "practitioner": a.practitioner_id,
                 "room": a.room_id,
                 "kind": a.kind,

@@ -67,6 +67,8 @@ logger = logging.getLogger("mesoclinic.scheduling")
 
 MAX_TEXT = 500
 MAX_DAYS_SHOWN = 31
+# A series proposal first searches the days its remaining sessions should need, plus this margin.
+SERIES_NEAR_MARGIN_DAYS = 28
 SYSTEM_ACTOR = Actor(user_id=None, username="system:messages", role="system", ip=None)
 SWEEP_TASK_PATH = "mesoclinic.scheduling.tasks.sweep_messages"
 
@@ -377,16 +379,14 @@ def _done_dates(plan: TreatmentPlan) -> list[date]:
 
 
 def _plan_bookings(plan: TreatmentPlan, exclude: Iterable[int] = ()) -> list[Appointment]:
-    return list(
-        Appointment.objects.filter(
-            plan=plan,
-            status=Appointment.Status.BOOKED,
-            series_number__isnull=False,
-            treatment_session__isnull=True,
-        )
+    # treatment_session is tested here, not in SQL: "treatment_session_id IS NULL" leads SQLite to scan its
+    # unique index (every appointment not yet charted) instead of the plan's few rows (appointment_plan_idx).
+    rows = (
+        Appointment.objects.filter(plan=plan, status=Appointment.Status.BOOKED, series_number__isnull=False)
         .exclude(pk__in=list(exclude))
         .order_by("series_number")
     )
+    return [row for row in rows if row.treatment_session_id is None]
 
 
 def _next_free_number(plan: TreatmentPlan, done: int, exclude: Iterable[int] = ()) -> int:
@@ -967,17 +967,9 @@ def series_view(
     room_rows = clinic_rooms(clinic)
     rooms = [room.pk for room in room_rows]
     horizon = today + timedelta(days=schedule.booking_horizon_days)
-    calendar = build_calendar(
-        clinic,
-        practitioner_ids=practitioners,
-        room_ids=rooms,
-        patient_id=plan.patient_id,
-        first_day=today,
-        last_day=horizon,
-        settings_row=schedule,
-    )
+    rule = series_rule(plan)
     facts = rules.SeriesFacts(
-        rule=series_rule(plan),
+        rule=rule,
         improved=plan.improved_on is not None,
         planned_sessions=plan.planned_sessions,
         done=tuple(done),
@@ -990,7 +982,26 @@ def series_view(
         minutes=schedule.minutes_for(Kind.SESSION),
         horizon=horizon,
     )
-    proposals = rules.series_proposals(facts, calendar)
+    # The search goes day by day and stops at the first free slot, so it first reads only the days the
+    # remaining sessions should need (not every booking of the clinic up to the horizon), with that day as
+    # its horizon: when no session came out "no-slot", no search reached that day and the proposals are
+    # those of the whole horizon. Otherwise (a full calendar, a window far ahead) it runs again on it all.
+    longest = max(rule.interval_max_days, rule.taper_interval_max_days or 0)
+    remaining = max(plan.planned_sessions - len(done), 0)
+    near = min(horizon, today + timedelta(days=(remaining + 1) * longest + SERIES_NEAR_MARGIN_DAYS))
+    for last_day in dict.fromkeys((near, horizon)):
+        calendar = build_calendar(
+            clinic,
+            practitioner_ids=practitioners,
+            room_ids=rooms,
+            patient_id=plan.patient_id,
+            first_day=today,
+            last_day=last_day,
+            settings_row=schedule,
+        )
+        proposals = rules.series_proposals(dataclasses.replace(facts, horizon=last_day), calendar)
+        if all(proposal.state != "no-slot" for proposal in proposals):
+            break
     users = {
         u.pk: u
         for u in User.objects.filter(pk__in={*practitioners, *(a.practitioner_id for a in bookings.values())})
@@ -1199,21 +1210,88 @@ def allowed_slots(
 # --- the calendar views ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class CalendarEntry:
+    """An appointment as the calendar pages and the API show it: a plain row, not models (a week of the clinic
+    holds hundreds of appointments, each with its patient, practitioner, room and plan)."""
+
+    id: int
+    kind: str
+    status: str
+    series_number: int | None
+    starts_at: datetime
+    ends_at: datetime
+    patient_id: int
+    record_number: str
+    given_name: str
+    family_name: str
+    practitioner_id: int
+    practitioner_name: str  # the full name, else the username
+    room_id: int | None
+    room_name: str  # "" without a room
+    planned_sessions: int | None  # of the plan; None without one
+
+    @property
+    def patient_name(self) -> str:
+        """As ``Patient.full_name``."""
+        return f"{self.given_name} {self.family_name}"
+
+
+_CALENDAR_COLUMNS = (
+    "id",
+    "kind",
+    "status",
+    "series_number",
+    "starts_at",
+    "ends_at",
+    "patient_id",
+    "patient__record_number",
+    "patient__given_name",
+    "patient__family_name",
+    "practitioner_id",
+    "practitioner__first_name",
+    "practitioner__last_name",
+    "practitioner__username",
+    "room_id",
+    "room__name",
+    "plan__planned_sessions",
+)
+
+
+def _calendar_entry(row: tuple[Any, ...]) -> CalendarEntry:
+    (pk, kind, status, number, starts_at, ends_at, patient_id, record_number, given, family) = row[:10]
+    practitioner_id, first_name, last_name, username, room_id, room_name, planned_sessions = row[10:]
+    return CalendarEntry(
+        id=pk,
+        kind=kind,
+        status=status,
+        series_number=number,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        patient_id=patient_id,
+        record_number=record_number,
+        given_name=given,
+        family_name=family,
+        practitioner_id=practitioner_id,
+        # User.get_full_name() or User.get_username()
+        practitioner_name=f"{first_name} {last_name}".strip() or username,
+        room_id=room_id,
+        room_name=room_name or "",
+        planned_sessions=planned_sessions,
+    )
+
+
 @dataclass(frozen=True)
 class CalendarView:
     clinic: Clinic
     first_day: date
     days: list[date]
-    appointments: list[Appointment]
+    appointments: list[CalendarEntry]
     practitioners: list[User]
     rooms: list[Room]
     closures: dict[date, rules.Closure]
     practitioner_id: int | None
     room_id: int | None
-
-    def on(self, day: date) -> list[Appointment]:
-        zone = self.clinic.zone
-        return [a for a in self.appointments if rules.local_date(a.starts_at, zone) == day]
 
 
 def calendar_view(
@@ -1250,9 +1328,10 @@ def calendar_view(
         query = query.filter(practitioner_id=practitioner_id)
     if room_id is not None:
         query = query.filter(room_id=room_id)
-    appointments = list(
-        query.select_related("patient", "practitioner", "room", "plan").order_by("starts_at", "id")[:2000]
-    )
+    appointments = [
+        _calendar_entry(row)
+        for row in query.order_by("starts_at", "id").values_list(*_CALENDAR_COLUMNS)[:2000]
+    ]
     closures = {}
     for closure in ClinicClosure.objects.filter(
         clinic=clinic, ends_on__gte=first_day, starts_on__lte=last_day

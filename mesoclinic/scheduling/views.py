@@ -105,20 +105,75 @@ def _day(request: HttpRequest, clinic: Clinic) -> date:
 # --- the calendar -------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Entry:
+    """An appointment as the calendar shows it, its labels computed once (a week holds hundreds)."""
+
+    pk: int
+    status: str
+    kind: str
+    href: str
+    starts: str  # clinic-local "H:i"
+    ends: str
+    patient: str
+    detail: str  # type, series number, room, practitioner (week), status when not booked
+
+
 @dataclass
 class Cell:
-    appointments: list[Appointment] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
     rowspan: int = 1
 
 
 @dataclass
 class Row:
-    at: datetime
+    label: str  # clinic-local "H:i"
     cells: list[Cell | None]  # None: covered by a cell above
 
 
+def _entries(view: services.CalendarView, *, week: bool) -> tuple[dict[int, Entry], dict[date, list[Entry]]]:
+    """Every appointment of the view as an entry (by id), and the entries of each clinic-local day in order.
+    One timezone conversion, one label lookup and one URL per appointment, whatever the template does."""
+    zone = view.clinic.zone
+    kinds = {str(value): str(label) for value, label in Appointment._meta.get_field("kind").flatchoices}
+    statuses = {str(value): str(label) for value, label in Appointment._meta.get_field("status").flatchoices}
+    link = reverse("scheduling:appointment", args=[0]).removesuffix("0/")  # + the id and "/"
+    by_id: dict[int, Entry] = {}
+    by_day: dict[date, list[Entry]] = {day: [] for day in view.days}
+    for appointment in view.appointments:
+        starts = appointment.starts_at.astimezone(zone)
+        kind = kinds.get(appointment.kind, appointment.kind)
+        if appointment.series_number:
+            planned = appointment.planned_sessions
+            kind += f" {appointment.series_number}/{'' if planned is None else planned}"
+        detail = [kind]
+        if appointment.room_id is not None:
+            detail.append(appointment.room_name)
+        if week:
+            detail.append(appointment.practitioner_name)
+        if appointment.status != Appointment.Status.BOOKED:
+            detail.append(statuses.get(appointment.status, appointment.status))
+        entry = Entry(
+            pk=appointment.id,
+            status=appointment.status,
+            kind=appointment.kind,
+            href=f"{link}{appointment.id}/",
+            starts=f"{starts:%H:%M}",
+            ends=f"{appointment.ends_at.astimezone(zone):%H:%M}",
+            patient=f"{appointment.family_name.upper()} {appointment.given_name}",
+            detail=" · ".join(detail),
+        )
+        by_id[appointment.id] = entry
+        by_day.setdefault(starts.date(), []).append(entry)
+    return by_id, by_day
+
+
 def _day_grid(
-    view: services.CalendarView, columns: list[int], clinic: Clinic, step_minutes: int
+    view: services.CalendarView,
+    columns: list[int],
+    clinic: Clinic,
+    step_minutes: int,
+    entries: dict[int, Entry],
 ) -> list[Row]:
     """The day view: a row per step, a column per practitioner; an appointment's cell spans its rows (and
     takes in whatever else starts while it lasts, e.g. a booking over a no-show)."""
@@ -150,13 +205,13 @@ def _day_grid(
             end = at + step
             while waiting[pid] and waiting[pid][0].starts_at < end:
                 appointment = waiting[pid].pop(0)
-                cell.appointments.append(appointment)
+                cell.entries.append(entries[appointment.id])
                 end = max(end, appointment.ends_at)
             rows = max(1, -(-int((end - at) / timedelta(minutes=1)) // step_minutes))
             cell.rowspan = min(rows, len(times) - len(grid))
             covered_until[pid] = at + step * cell.rowspan
             cells.append(cell)
-        grid.append(Row(at, cells))
+        grid.append(Row(f"{at.astimezone(zone):%H:%M}", cells))
     return grid
 
 
@@ -182,8 +237,12 @@ def calendar(request: HttpRequest) -> HttpResponse:
     except ValidationError:
         return redirect(f"{reverse('scheduling:calendar')}?view={mode}&date={day.isoformat()}")
     columns = [u for u in view.practitioners if practitioner_id in (None, u.pk)]
-    schedule = services.settings_for(clinic)
-    step = 15 if schedule.slot_step_minutes < 15 else schedule.slot_step_minutes
+    entries, by_day = _entries(view, week=mode == "week")
+    grid: list[Row] = []
+    if mode == "day":
+        schedule = services.settings_for(clinic)
+        step = 15 if schedule.slot_step_minutes < 15 else schedule.slot_step_minutes
+        grid = _day_grid(view, [u.pk for u in columns], clinic, step, entries)
     span = timedelta(days=7 if mode == "week" else 1)
     return render(
         request,
@@ -194,8 +253,8 @@ def calendar(request: HttpRequest) -> HttpResponse:
             "view": view,
             "day": day,
             "columns": columns,
-            "grid": _day_grid(view, [u.pk for u in columns], clinic, step) if mode == "day" else [],
-            "week": [(d, view.on(d), view.closures.get(d)) for d in view.days] if mode == "week" else [],
+            "grid": grid,
+            "week": [(d, by_day[d], view.closures.get(d)) for d in view.days] if mode == "week" else [],
             "previous": (day - span).isoformat(),
             "next": (day + span).isoformat(),
             "today": clinic.today(),
@@ -583,7 +642,7 @@ def series(request: HttpRequest, plan_id: int) -> HttpResponse | HttpResponseBas
             "rows": _proposal_rows(view),
             "zone": plan.clinic.zone,
             "practitioners": services.clinic_practitioners(plan.clinic),
-            "rooms": services.clinic_rooms(plan.clinic),
+            "rooms": list(view.rooms.values()),  # the clinic's active rooms, in order
             "can_book": can(request.user, Perm.APPOINTMENT_BOOK, clinic_id=plan.clinic_id),
             "finding_rows": _rows(findings, {}),
             "refusal": refusal,
