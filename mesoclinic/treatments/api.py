@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import Query, Router, Status
@@ -14,6 +15,7 @@ from mesoclinic.accounts.actors import Caller
 from mesoclinic.accounts.clinic_context import clinic_for_api
 from mesoclinic.accounts.policy import Perm
 from mesoclinic.audit.models import Action
+from mesoclinic.formulary.models import PreparationLine
 from mesoclinic.formulary.services import LineIn
 from mesoclinic.patients.services import patient_get
 from mesoclinic.treatments import rules, services
@@ -112,9 +114,17 @@ def _plan_out(caller: Caller, plan: TreatmentPlan) -> dict[str, Any]:
 
 def _session_out(session: TreatmentSession) -> dict[str, Any]:
     areas = list(
-        session.areas.select_related("area", "technique")
-        .prefetch_related("preparation__lines__lot")
+        session.areas.select_related("area", "technique", "preparation")
+        .prefetch_related(
+            Prefetch("preparation__lines", queryset=PreparationLine.objects.select_related("lot"))
+        )
         .order_by("position")
+    )
+    # Amendments are recorded on signed sessions only (services.session_amend): an open one has none.
+    amendments = (
+        []
+        if session.status == TreatmentSession.Status.OPEN
+        else list(session.amendments.select_related("author").order_by("at", "id"))
     )
     return {
         "id": session.pk,
@@ -166,7 +176,7 @@ def _session_out(session: TreatmentSession) -> dict[str, Any]:
                 "reason": amendment.reason,
                 "changes": amendment.changes,
             }
-            for amendment in session.amendments.select_related("author").order_by("at", "id")
+            for amendment in amendments
         ],
     }
 
@@ -445,9 +455,14 @@ def read_session(request: HttpRequest, session_id: int) -> dict[str, Any]:
 @router.put("/sessions/{session_id}/chart", response=SessionOut, summary="Save the chart of an open session")
 def save_chart(request: HttpRequest, session_id: int, payload: ChartIn) -> dict[str, Any]:
     caller = Caller.of(request)
-    session = services.session_get(caller=caller, session_id=session_id, perm=Perm.SESSION_CHART, audit=False)
-    services.session_chart(caller=caller, session=session, chart=_chart_in(payload))
-    return _session_out(services.session_get(caller=caller, session_id=session_id, audit=False))
+    session = services.session_get(
+        caller=caller, session_id=session_id, perm=Perm.SESSION_CHART, audit=False, related=False
+    )
+    charted = services.session_chart(caller=caller, session=session, chart=_chart_in(payload))
+    # The session as saved (read under the chart's lock and written by it): answered without reading it again,
+    # after the same check as reading it.
+    services.session_check(caller=caller, session=charted)
+    return _session_out(charted)
 
 
 @router.post("/sessions/{session_id}/sign", response=SessionOut, summary="Sign the session (then immutable)")

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q
 from django.http import Http404
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -855,10 +855,11 @@ def _check_acknowledgements(
 
 
 def _session_queryset() -> models.QuerySet[TreatmentSession]:
+    """A session with what its pages and services use (the clinic is joined once: see :func:`_one_clinic`)."""
     return TreatmentSession.objects.select_related(
         "plan__protocol_version__protocol",
-        "plan__clinic",
-        "patient__clinic",
+        "clinic",
+        "patient",
         "practitioner",
         "room",
         "device",
@@ -867,13 +868,35 @@ def _session_queryset() -> models.QuerySet[TreatmentSession]:
     )
 
 
+def _one_clinic(session: TreatmentSession) -> TreatmentSession:
+    """The session's clinic, loaded with it, is also its plan's and its patient's (the same row)."""
+    clinic = session.clinic
+    for owner in (session.plan, session.patient):
+        if owner.clinic_id == clinic.pk:
+            owner.clinic = clinic
+    return session
+
+
 def session_get(
-    *, caller: Caller, session_id: int, perm: Perm = Perm.SESSION_VIEW, audit: bool = True
+    *,
+    caller: Caller,
+    session_id: int,
+    perm: Perm = Perm.SESSION_VIEW,
+    audit: bool = True,
+    related: bool = True,
 ) -> TreatmentSession:
-    session = _session_queryset().filter(pk=session_id).first()
-    if session is None or not may_see_clinic(caller.user, session.clinic_id, session.patient):
+    """The session, authorised for ``perm`` (404 when the caller may not know it exists). ``related=False``
+    loads only the session and its patient, what authorising needs: for a service that reads the session
+    again under its lock."""
+    if related:
+        session = _session_queryset().filter(pk=session_id).first()
+    else:
+        session = TreatmentSession.objects.select_related("patient").filter(pk=session_id).first()
+    if session is None:
         raise Http404(_("Not found."))
-    authorize(caller.user, perm, clinic_id=session.clinic_id, patient=session.patient)
+    if related:
+        _one_clinic(session)
+    session_check(caller=caller, session=session, perm=perm)
     if audit:
         audit_record(
             actor=caller.actor(session.clinic_id),
@@ -885,16 +908,43 @@ def session_get(
     return session
 
 
+def session_check(*, caller: Caller, session: TreatmentSession, perm: Perm = Perm.SESSION_VIEW) -> None:
+    """What :func:`session_get` checks of a session in hand: 404 when the caller may not know it exists, 403
+    without ``perm``."""
+    if not may_see_clinic(caller.user, session.clinic_id, session.patient):
+        raise Http404(_("Not found."))
+    authorize(caller.user, perm, clinic_id=session.clinic_id, patient=session.patient)
+
+
+def _loaded(session: TreatmentSession | None, name: str, pk: int, clinic: Clinic) -> Any:
+    """The session's room or device ``name`` when it is the one asked for, already loaded with the session
+    (in the same transaction) and still an active one of the clinic; else None (and the caller reads it)."""
+    if session is None or getattr(session, f"{name}_id") != pk:
+        return None
+    if not cast("models.ForeignKey[Any, Any]", TreatmentSession._meta.get_field(name)).is_cached(session):
+        return None
+    row = getattr(session, name)
+    return row if row is not None and row.is_active and row.clinic_id == clinic.pk else None
+
+
 def _room_and_device(
-    clinic: Clinic, room_id: int | None, device_id: int | None
+    clinic: Clinic, room_id: int | None, device_id: int | None, current: TreatmentSession | None = None
 ) -> tuple[Room | None, Device | None]:
+    """The active room and device of the clinic (``current``: a session whose own, when loaded with it, are
+    not read again)."""
     room = device = None
     if room_id is not None:
-        room = Room.objects.filter(pk=room_id, clinic=clinic, is_active=True).first()
+        room = (
+            _loaded(current, "room", room_id, clinic)
+            or Room.objects.filter(pk=room_id, clinic=clinic, is_active=True).first()
+        )
         if room is None:
             raise _refuse("room_id", _("Unknown room."))
     if device_id is not None:
-        device = Device.objects.filter(pk=device_id, clinic=clinic, is_active=True).first()
+        device = (
+            _loaded(current, "device", device_id, clinic)
+            or Device.objects.filter(pk=device_id, clinic=clinic, is_active=True).first()
+        )
         if device is None:
             raise _refuse("device_id", _("Unknown device."))
     return room, device
@@ -1199,6 +1249,26 @@ def _charter_licence(caller: Caller, session: TreatmentSession) -> list[Finding]
     )
 
 
+# A charted area's stored values, in order: what tells a chart saved again unchanged.
+_CHARTED_AREA_FIELDS = (
+    "position",
+    "area_id",
+    "technique_id",
+    "depth_mm",
+    "needle",
+    "points",
+    "injections",
+    "volume_per_point_ml",
+    "total_volume_ml",
+    "preparation_id",
+    "notes",
+)
+
+
+def _charted_area_values(row: ChartedArea) -> tuple[Any, ...]:
+    return tuple(getattr(row, name) for name in _CHARTED_AREA_FIELDS)
+
+
 def _write_chart(
     *,
     caller: Caller,
@@ -1206,25 +1276,29 @@ def _write_chart(
     chart: ChartIn,
     now: datetime,
     allow_new_preparations: bool,
+    parsed_chart: tuple[list[_ParsedArea], dict[str, list[str]]] | None = None,
 ) -> list[Finding]:
     """Validate the chart, evaluate its findings and write it (inside the caller's transaction). Returns the
-    findings stored with it."""
-    parsed, errors = _parse_chart(chart)
+    findings stored with it. ``parsed_chart``: what :func:`_parse_chart` said of it, when the caller parsed it
+    before taking the lock (its errors are raised here all the same)."""
+    parsed, errors = parsed_chart if parsed_chart is not None else _parse_chart(chart)
     if chart.new_preparations and not allow_new_preparations:
         errors["new_preparations"] = [
             _("An amendment cannot prepare anything: correct stock in the formulary.")
         ]
     try:
-        room, device = _room_and_device(session.clinic, chart.room_id, chart.device_id)
+        room, device = _room_and_device(session.clinic, chart.room_id, chart.device_id, current=session)
     except ValidationError as exc:
         errors.update(exc.message_dict)
         room = device = None
     if errors:
         raise ValidationError(errors)
     plan = session.plan
-    version = plan.protocol_version
-    protocol_areas = {row.area_id: row for row in ProtocolArea.objects.filter(version=version)}
-    planned = set(PlanArea.objects.filter(plan=plan).values_list("area_id", flat=True))
+    protocol_areas = {
+        row.area_id: row
+        for row in ProtocolArea.objects.filter(version_id=plan.protocol_version_id).order_by()
+    }
+    planned = set(PlanArea.objects.filter(plan_id=plan.pk).order_by().values_list("area_id", flat=True))
 
     # New preparations are made here, inside the chart's transaction: the stock they move lands with the
     # chart.
@@ -1253,17 +1327,21 @@ def _write_chart(
                 {f"new_preparations.{index}.{name}": messages for name, messages in exc.message_dict.items()}
             ) from None
     wanted_ids = {row.preparation_id for row in parsed if row.preparation_id is not None}
-    existing = {
-        p.pk: p
-        for p in Preparation.objects.select_for_update(of=("self",))
+    existing: dict[int, Preparation] = {}
+    used_elsewhere: set[int] = set()  # (one of another patient is refused as unknown before this is asked)
+    for found in (
+        Preparation.objects.select_for_update(of=("self",))
         .filter(pk__in=wanted_ids, patient_id=session.patient_id)
         .select_related("formula_version__formula")
-    }
-    used_elsewhere = set(
-        SessionPreparation.objects.filter(preparation_id__in=wanted_ids)
-        .exclude(session=session)
-        .values_list("preparation_id", flat=True)
-    )
+        .annotate(
+            used_elsewhere=Exists(
+                SessionPreparation.objects.filter(preparation_id=OuterRef("pk")).exclude(session=session)
+            )
+        )
+    ):
+        existing[found.pk] = found
+        if found.used_elsewhere:
+            used_elsewhere.add(found.pk)
     for index, row in enumerate(parsed):
         if row.preparation_id is not None:
             if row.preparation_id not in existing:
@@ -1363,8 +1441,7 @@ def _write_chart(
     )
     _check_acknowledgements(findings, chart.acknowledgements, _("The chart cannot be saved."))
 
-    ChartedArea.objects.filter(session=session).delete()
-    ChartedArea.objects.bulk_create(
+    rows = [
         ChartedArea(
             session=session,
             position=index,
@@ -1380,14 +1457,23 @@ def _write_chart(
             notes=row.notes,
         )
         for index, row in enumerate(parsed)
+    ]
+    # The chart's rows are replaced, unless the same chart is saved again (nothing to write then).
+    stored = list(
+        ChartedArea.objects.filter(session=session).order_by("position").values_list(*_CHARTED_AREA_FIELDS)
     )
-    SessionPreparation.objects.filter(session=session).exclude(preparation_id__in=list(used)).delete()
+    if stored != [_charted_area_values(row) for row in rows]:
+        ChartedArea.objects.filter(session=session).delete()
+        ChartedArea.objects.bulk_create(rows)
     already = set(SessionPreparation.objects.filter(session=session).values_list("preparation_id", flat=True))
+    if stale := already - set(used):
+        SessionPreparation.objects.filter(session=session, preparation_id__in=stale).delete()
     try:
-        with transaction.atomic():
-            SessionPreparation.objects.bulk_create(
-                SessionPreparation(session=session, preparation_id=pk) for pk in used if pk not in already
-            )
+        if missing := [pk for pk in used if pk not in already]:
+            with transaction.atomic():
+                SessionPreparation.objects.bulk_create(
+                    SessionPreparation(session=session, preparation_id=pk) for pk in missing
+                )
     except IntegrityError:
         # Another session took one of these preparations between our check and this write.
         raise _refuse(
@@ -1413,14 +1499,26 @@ def session_chart(
     preparations it uses up (and makes) and the stock they move are one transaction."""
     authorize(caller.user, Perm.SESSION_CHART, clinic_id=session.clinic_id, patient=session.patient)
     now = now or timezone.now()
+    # The input is parsed before the write lock is taken (its errors still come after the checks below).
+    parsed_chart = _parse_chart(chart)
     with transaction.atomic():
-        locked = _session_queryset().select_for_update(of=("self",)).get(pk=session.pk)
+        # What charting reads of the session and its plan, patient, clinic, room and device, under the lock.
+        locked = _one_clinic(
+            TreatmentSession.objects.select_related("plan", "clinic", "patient", "room", "device")
+            .select_for_update(of=("self",))
+            .get(pk=session.pk)
+        )
         if locked.status != TreatmentSession.Status.OPEN:
             raise _refuse("status", _("A signed session is not edited: record an amendment."))
         if locked.plan.status != TreatmentPlan.Status.ACTIVE:
             raise _refuse("status", _("The plan is not active."))
         findings = _write_chart(
-            caller=caller, session=locked, chart=chart, now=now, allow_new_preparations=True
+            caller=caller,
+            session=locked,
+            chart=chart,
+            now=now,
+            allow_new_preparations=True,
+            parsed_chart=parsed_chart,
         )
         audit_record(
             actor=caller.actor(locked.clinic_id),
@@ -1445,7 +1543,7 @@ def session_sign(
     authorize(caller.user, Perm.SESSION_CHART, clinic_id=session.clinic_id, patient=session.patient)
     now = now or timezone.now()
     with transaction.atomic():
-        locked = _session_queryset().select_for_update(of=("self",)).get(pk=session.pk)
+        locked = _one_clinic(_session_queryset().select_for_update(of=("self",)).get(pk=session.pk))
         if locked.status != TreatmentSession.Status.OPEN:
             raise _refuse("status", _("This session is signed already."))
         if locked.charted_at is None or not locked.areas.exists():
@@ -1533,7 +1631,7 @@ def session_amend(
         raise _refuse("reason", _("Say why the session is amended."))
     now = now or timezone.now()
     with transaction.atomic():
-        locked = _session_queryset().select_for_update(of=("self",)).get(pk=session.pk)
+        locked = _one_clinic(_session_queryset().select_for_update(of=("self",)).get(pk=session.pk))
         if locked.status != TreatmentSession.Status.SIGNED:
             raise _refuse("status", _("An open session is edited directly; amendments are for signed ones."))
         before = chart_snapshot(locked)
