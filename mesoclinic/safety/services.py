@@ -944,33 +944,54 @@ class ScanOutcome:
 
 def _exposures(clinic: Clinic, start: date, end: date) -> list[rules.Exposure]:
     """Every session and direct administration of the clinic between two days, with its sources."""
-    lots: dict[int, set[int]] = defaultdict(set)
-    for session_id, lot_id in PreparationLine.objects.filter(
-        preparation__session_use__session__clinic=clinic,
-        preparation__session_use__session__session_date__gte=start,
-        preparation__session_use__session__session_date__lte=end,
-    ).values_list("preparation__session_use__session_id", "lot_id"):
-        lots[session_id].add(lot_id)
+    # The order of the rows does not matter (rules.scan counts sets), so no ORDER BY: the models' default
+    # ordering would join the plans and sort every session of the period. The sources are interned, one tuple
+    # per lot, practitioner, room, device and day, as thousands of sessions share a few of them.
+    interned: dict[tuple[str, object], rules.Source] = {}
+
+    def source(kind: rules.SourceKind, key: object) -> rules.Source:
+        found = interned.get((kind, key))
+        if found is None:
+            found = interned[(kind, key)] = (kind, key.isoformat() if isinstance(key, date) else str(key))
+        return found
+
+    lots: dict[int, set[rules.Source]] = defaultdict(set)
+    for session_id, lot_id in (
+        PreparationLine.objects.filter(
+            preparation__session_use__session__clinic=clinic,
+            preparation__session_use__session__session_date__gte=start,
+            preparation__session_use__session__session_date__lte=end,
+        )
+        .order_by()
+        .values_list("preparation__session_use__session_id", "lot_id")
+    ):
+        lots[session_id].add(source("lot", lot_id))
     exposures: list[rules.Exposure] = []
-    for session_id, patient_id, on, practitioner_id, room_id, device_id in TreatmentSession.objects.filter(
-        clinic=clinic, session_date__gte=start, session_date__lte=end
-    ).values_list("id", "patient_id", "session_date", "practitioner_id", "room_id", "device_id"):
-        sources: set[rules.Source] = {("practitioner", str(practitioner_id)), ("day", on.isoformat())}
+    for session_id, patient_id, on, practitioner_id, room_id, device_id in (
+        TreatmentSession.objects.filter(clinic=clinic, session_date__gte=start, session_date__lte=end)
+        .order_by()
+        .values_list("id", "patient_id", "session_date", "practitioner_id", "room_id", "device_id")
+    ):
+        sources: set[rules.Source] = {source("practitioner", practitioner_id), source("day", on)}
         if room_id is not None:
-            sources.add(("room", str(room_id)))
+            sources.add(source("room", room_id))
         if device_id is not None:
-            sources.add(("device", str(device_id)))
-        sources.update(("lot", str(lot_id)) for lot_id in lots.get(session_id, ()))
+            sources.add(source("device", device_id))
+        sources.update(lots.get(session_id, ()))
         exposures.append(rules.Exposure(patient_id, on, frozenset(sources), session_id))
     zone = clinic.zone
     first = datetime.combine(start, datetime.min.time(), tzinfo=zone)
     after = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=zone)
-    for patient_id, lot_id, at in StockMovement.objects.filter(
-        clinic=clinic, kind=StockMovement.Kind.ADMINISTERED, at__gte=first, at__lt=after
-    ).values_list("patient_id", "lot_id", "at"):
+    for patient_id, lot_id, at in (
+        StockMovement.objects.filter(
+            clinic=clinic, kind=StockMovement.Kind.ADMINISTERED, at__gte=first, at__lt=after
+        )
+        .order_by()
+        .values_list("patient_id", "lot_id", "at")
+    ):
         on = timezone.localdate(at, zone)
         exposures.append(
-            rules.Exposure(patient_id, on, frozenset({("lot", str(lot_id)), ("day", on.isoformat())}))
+            rules.Exposure(patient_id, on, frozenset({source("lot", lot_id), source("day", on)}))
         )
     return exposures
 
@@ -1307,26 +1328,36 @@ def safety_report(
     link_filter = Q(primary=True) & (Q(kind=kind) if kind else Q())
     has_event = Exists(AdverseEventSession.objects.filter(link_filter, session_id=OuterRef("pk")))
     sessions = TreatmentSession.objects.filter(clinic=clinic, session_date__gte=start, session_date__lte=end)
-    counted = sessions.annotate(e=has_event)
-    total = counted.aggregate(n=Count("id"), k=Count("id", filter=Q(e=True)))
-    by_protocol = (
-        counted.values(
+    # One pass over the period's sessions, counted by protocol and practitioner together; the protocols', the
+    # practitioners' and the period's counts are sums of these cells, since every session has exactly one of
+    # each (plan, protocol version, protocol and practitioner are required foreign keys).
+    cells = list(
+        sessions.annotate(e=has_event)
+        .values(
             key=models.F("plan__protocol_version__protocol_id"),
             name=models.F("plan__protocol_version__protocol__name"),
+            by=models.F("practitioner_id"),
         )
         .annotate(n=Count("id"), k=Count("id", filter=Q(e=True)))
         .order_by()
     )
-    by_practitioner = (
-        counted.values(
-            key=models.F("practitioner_id"),
-            first=models.F("practitioner__first_name"),
-            last=models.F("practitioner__last_name"),
-            username=models.F("practitioner__username"),
-        )
-        .annotate(n=Count("id"), k=Count("id", filter=Q(e=True)))
-        .order_by()
-    )
+    protocols: dict[int, dict[str, Any]] = {}
+    practitioners: dict[int, dict[str, Any]] = {}
+    for cell in cells:
+        for groups, key, extra in (
+            (protocols, cell["key"], {"name": cell["name"]}),
+            (practitioners, cell["by"], {}),
+        ):
+            group = groups.setdefault(key, {"key": key, "n": 0, "k": 0, **extra})
+            group["n"] += cell["n"]
+            group["k"] += cell["k"]
+    by_protocol = list(protocols.values())
+    total = {"n": sum(v["n"] for v in by_protocol), "k": sum(v["k"] for v in by_protocol)}
+    for pk, first, last, username in User.objects.filter(pk__in=list(practitioners)).values_list(
+        "pk", "first_name", "last_name", "username"
+    ):
+        practitioners[pk].update(first=first, last=last, username=username)
+    by_practitioner = list(practitioners.values())
     used = SessionPreparation.objects.filter(
         session__clinic=clinic, session__session_date__gte=start, session__session_date__lte=end
     ).annotate(e=Exists(AdverseEventSession.objects.filter(link_filter, session_id=OuterRef("session_id"))))
@@ -1338,20 +1369,40 @@ def safety_report(
         .annotate(n=Count("session", distinct=True), k=Count("session", distinct=True, filter=Q(e=True)))
         .order_by()
     )
-    charted = ChartedArea.objects.filter(
-        session__clinic=clinic, session__session_date__gte=start, session__session_date__lte=end
-    ).annotate(
-        e=Exists(
-            AdverseEventSession.objects.filter(
-                link_filter, session_id=OuterRef("session_id"), event__area_id=OuterRef("area_id")
-            )
+    # By area: the sessions that charted the area, and among them those followed by an event on that area.
+    # The denominators are counted over the charted areas by area id (joining each of those rows to its area
+    # for the name would double the cost), the numerators from the (few) links: an EXISTS per charted area,
+    # several per session, would cost more than both together. Codes are unique, so an id is a code.
+    area_counts = dict(
+        ChartedArea.objects.filter(
+            session__clinic=clinic, session__session_date__gte=start, session__session_date__lte=end
         )
-    )
-    by_area = (
-        charted.values(key=models.F("area__code"), name=models.F("area__label"))
-        .annotate(n=Count("session", distinct=True), k=Count("session", distinct=True, filter=Q(e=True)))
+        .values_list("area_id")
+        .annotate(n=Count("session", distinct=True))
         .order_by()
     )
+    area_hits = dict(
+        AdverseEventSession.objects.filter(
+            link_filter,
+            Exists(
+                ChartedArea.objects.filter(
+                    session_id=OuterRef("session_id"), area_id=OuterRef("event__area_id")
+                )
+            ),
+            session__clinic=clinic,
+            session__session_date__gte=start,
+            session__session_date__lte=end,
+        )
+        .values_list("event__area_id")
+        .annotate(k=Count("session", distinct=True))
+        .order_by()
+    )
+    by_area = [
+        {"key": code, "name": label, "n": area_counts[pk], "k": area_hits.get(pk, 0)}
+        for pk, code, label in BodyArea.objects.filter(pk__in=list(area_counts)).values_list(
+            "pk", "code", "label"
+        )
+    ]
     unlinked = (
         AdverseEvent.objects.filter(
             clinic=clinic, retracted_at__isnull=True, onset_on__gte=start, onset_on__lte=end
