@@ -17,8 +17,10 @@ Reads the visits that bench/clinical.py planned and bench/stock.py gave a prepar
   as ``treatments.rules.cosign_required`` decides it at sign-off (every session of a practitioner's first
   ``cosign_new_practitioner_sessions``, and ``cosign_share_percent`` of the others, by the same stable
   sample), co-signed by the medical director 1–14 days later (never their own sessions: nobody else may);
-  ``gate_findings`` as the check-in gate stores them for a patient with nothing else to say: the consent and
-  bruising hooks' "not checked" rows (and the numbing-cream note for a local-anaesthetic allergy). The visits
+  ``gate_findings`` as the check-in gate stores them for a patient with nothing else to say: the consent
+  hook's ``consent-valid`` row for the consent that covers the session (bench/consent.py writes them:
+  ``consent_days``), the bruising hook's "not checked" row (and the numbing-cream note for a
+  local-anaesthetic allergy). The visits
   of the clinic's last day with visits (the open day before ``as_of``) are **open** sessions: charted, not
   signed, no aftercare, so that the chart-save scenario has open sessions with fresh preparations
   (``chart_save`` in bench/run.py).
@@ -44,17 +46,20 @@ import json
 import random
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC
+from dataclasses import dataclass, replace
+from datetime import UTC, date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.utils import translation
 from django.utils.translation import gettext
 
+from bench.consent import consent_days, validity_months
 from bench.rows import SECONDS_PER_DAY, RowJob, Visits, day_text, ml, ml_text, moment_text
 from mesoclinic.accounts.models import Role
 from mesoclinic.clinics.models import Device, Room
+from mesoclinic.consent import rules as consent_rules
+from mesoclinic.consent.rules import ConsentFacts
 from mesoclinic.formulary import rules as formulary_rules
 from mesoclinic.lib.findings import Finding
 from mesoclinic.patients.models import Patient
@@ -419,6 +424,16 @@ class PlanInfo:
     review_id: int | None
     review_moment: int  # clinic-local second the review was signed (the plan is made just after)
     improved_day: int  # ordinal, 0 for none
+    # The check-in gate's findings as stored (JSON text) from each session number on: the consent that
+    # covers it changes when the patient signs again (bench/consent.py's ``consent_days``).
+    gates: tuple[tuple[int, str], ...] = ()
+
+    def gate_for(self, number: int) -> str:
+        text = self.gates[0][1]
+        for first, found in self.gates:
+            if first <= number:
+                text = found
+        return text
 
 
 @dataclass(frozen=True)
@@ -440,8 +455,9 @@ class SessionClinic:
     pools: Mapping[int, PointPool]  # BodyArea id → its points
     languages: Mapping[int, str]  # patient → preferred language
     numbing_allergy: frozenset[int]  # patients with a documented local-anaesthetic allergy
-    gate_default: str  # the gate's findings as stored (JSON text) for a patient with nothing to report
-    gate_by_patient: Mapping[int, str]  # … and for the patients whose gate says more (numbing allergy)
+    # The gate's findings besides the hooks' for the patients whose gate says more (numbing allergy).
+    gate_extra: Mapping[int, tuple[Finding, ...]]
+    staff_language: str  # what the gate's messages are written in
     aftercare: Mapping[tuple[str, str], str]  # (protocol, language) → instructions (JSON text)
 
 
@@ -555,11 +571,33 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _gate_text(extra: Sequence[Finding] = ()) -> str:
+def _gate_text(extra: Sequence[Finding] = (), consent: Sequence[Finding] | None = None) -> str:
     """The check-in gate's findings as ``session_check_in`` stores them when no rule has anything to say but
-    ``extra``: the hooks that no app answers yet say "not checked" (``rules.hook_findings``)."""
-    findings = treatment_rules.sort_findings([*extra, *treatment_rules.hook_findings({})])
+    ``extra``: the consent hook's answer (``consent``: what ``consent_gate`` says of the consent that covers
+    the session), the bruising hook's "not checked" row (``rules.hook_findings``: the generated adverse
+    events are all resolved before the next session)."""
+    hooks = {} if consent is None else {"no-consent": tuple(consent)}
+    findings = treatment_rules.sort_findings([*extra, *treatment_rules.hook_findings(hooks)])
     return _json([finding.as_dict() for finding in findings])
+
+
+def plan_gates(
+    clinic: SessionClinic, plan: PlanInfo, days: Sequence[int], validity_months: int, memo: dict[Any, str]
+) -> tuple[tuple[int, str], ...]:
+    """The gate's stored findings of the plan's sessions (``days``: their clinic-local days, in order), from
+    the session number each consent starts covering (``bench.consent.consent_days``, the consents the
+    consent family writes): ``consent_gate``'s ``consent-valid`` row, in the staff's language."""
+    gates: list[tuple[int, str]] = []
+    for signed_on, until, first in consent_days(plan.review_moment, days, validity_months):
+        key = (plan.patient if plan.patient in clinic.gate_extra else 0, signed_on, until)
+        text = memo.get(key)
+        if text is None:
+            facts = ConsentFacts(0, date.fromordinal(signed_on), date.fromordinal(until), True, None, "")
+            with translation.override(clinic.staff_language):
+                answer = consent_rules.gate_findings([facts], on=facts.signed_on, current_fingerprint="")
+                text = memo[key] = _gate_text(clinic.gate_extra.get(plan.patient, ()), answer)
+        gates.append((first + 1, text))
+    return tuple(gates)
 
 
 def _numbing_allergies(clinic_id: int) -> dict[int, tuple[str, ...]]:
@@ -597,19 +635,16 @@ def session_clinic(
     staff_language = "fr" if data.place.french_share > 0.5 else "en"  # as bench/generate.py's gen_staff
     allergies = _numbing_allergies(clinic.pk)
     with translation.override(staff_language):
-        gate_default = _gate_text()
-        gate_by_patient = {
-            patient: _gate_text(
-                [
-                    Finding(
-                        "numbing-allergy",
-                        "info",
-                        "R-PRE-NUMB",
-                        gettext("Documented allergy (%(allergy)s): no local-anaesthetic numbing cream.")
-                        % {"allergy": "; ".join(entries)},
-                        treatment_rules.SOURCE_NUMB,
-                    )
-                ]
+        gate_extra = {
+            patient: (
+                Finding(
+                    "numbing-allergy",
+                    "info",
+                    "R-PRE-NUMB",
+                    gettext("Documented allergy (%(allergy)s): no local-anaesthetic numbing cream.")
+                    % {"allergy": "; ".join(entries)},
+                    treatment_rules.SOURCE_NUMB,
+                ),
             )
             for patient, entries in allergies.items()
         }
@@ -645,8 +680,8 @@ def session_clinic(
         pools=pools,
         languages=dict(Patient.objects.filter(clinic=clinic).values_list("id", "preferred_language")),
         numbing_allergy=frozenset(allergies),
-        gate_default=gate_default,
-        gate_by_patient=gate_by_patient,
+        gate_extra=gate_extra,
+        staff_language=staff_language,
         aftercare=aftercare,
     )
 
@@ -813,7 +848,7 @@ def session_rows(
                 "open" if is_open else "signed",
                 moment_text(checked_in, offset),
                 clinic.desk[int(rand() * len(clinic.desk))] if rand() < 0.7 else practitioner,
-                clinic.gate_by_patient.get(patient, clinic.gate_default),
+                plan.gate_for(visits.series[index]),
                 "[]",
                 anaesthetic,
                 minutes,
@@ -904,6 +939,14 @@ def session_jobs(ctx: Context) -> list[RowJob]:
         last_day = max(visits.day)
         plans, plan_of, signed_before = clinic_plans(ctx, data, protocols, last_day)
         clinic = session_clinic(ctx, data, protocols, pools, last_day)
+        days: list[list[int]] = [[] for _plan in plans]
+        for index in range(count):
+            days[plan_of[index]].append(visits.day[index])
+        months, memo = validity_months(ctx, data), dict[Any, str]()
+        plans = [
+            replace(plan, gates=plan_gates(clinic, plan, days[number], months, memo))
+            for number, plan in enumerate(plans)
+        ]
         first_session = ctx.next_ids(TreatmentSession, count).start
         slices = max(1, -(-count // SESSIONS_PER_JOB))
         for part in range(slices):

@@ -388,6 +388,8 @@ def test_generated_clinical_history_is_consistent() -> None:
         if vial_id is not None:
             left[vial_id] += quantity
     assert Lot.objects.count() == len(stock) and min(stock.values()) >= 0
+    # The stored balance the stock screen reads is that sum, for every lot (formulary migration 0005).
+    assert dict(Lot.objects.values_list("id", "stock_ml")) == stock
     for vial in VialOpening.objects.select_related("lot__product"):
         assert vial.lot.product.vial_volume_ml + left[vial.pk] >= 0
     for lot in Lot.objects.select_related("product"):
@@ -626,7 +628,7 @@ def test_generated_sessions_are_consistent_and_chartable() -> None:
         assert charted_at is not None and session.checked_in_at < charted_at
         assert signed_at is None or charted_at < signed_at
         assert session.session_date == charted_at.astimezone(session.clinic.zone).date()
-        assert [f["code"] for f in session.gate_findings][-2:] == ["no-consent", "bruising-unresolved"]
+        assert [f["code"] for f in session.gate_findings][-2:] == ["consent-valid", "bruising-unresolved"]
         if session.cosigned_at is not None:
             assert session.cosign_required and session.cosigned_by_id != session.signed_by_id
             assert signed_at is not None and session.cosigned_at > signed_at
@@ -733,13 +735,20 @@ def test_generated_calendar_outcomes_and_side_effects_are_what_the_application_r
         if a.status in ("booked", "checked_in")
     ]
     assert _overlaps(active) == []
-    if connection.vendor == "sqlite":  # the load drops SQLite's triggers and recreates them
+    if connection.vendor == "sqlite":  # the load drops the guards (triggers here) and recreates them
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s",
                 ["scheduling_appointment"],
             )
             assert cursor.fetchone()[0] == 2
+    else:  # and PostgreSQL's exclusion constraints (practitioner, room, patient)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'x'",
+                ["scheduling_appointment"],
+            )
+            assert cursor.fetchone()[0] == 3
     # On either database, the guard refuses an overlapping insert.
     first = kept[0]
     with pytest.raises(IntegrityError), transaction.atomic():

@@ -509,6 +509,22 @@ class FormulaText:
     procedure: IngredientStatus | None = None
 
 
+def formula_texts(
+    formulas: Sequence[formulary_rules.PlannedFormulaFacts], *, jurisdiction: str, indication: str
+) -> tuple[FormulaText, ...]:
+    """What the consent says of each planned formula: its ingredients' and the procedure's regulatory
+    status in ``jurisdiction`` for ``indication`` (in the active language)."""
+    return tuple(
+        FormulaText(
+            name=item.name,
+            version=item.version,
+            ingredients=tuple(ingredient_statuses(item, jurisdiction=jurisdiction, indication=indication)),
+            procedure=procedure_status(item, jurisdiction=jurisdiction, indication=indication),
+        )
+        for item in formulas
+    )
+
+
 @dataclass(frozen=True)
 class ConsentParts:
     """Everything a consent says, already in the patient's language except the sentences this module

@@ -51,13 +51,14 @@ from mesoclinic.consent.models import (
     Topic,
 )
 from mesoclinic.consent.signature import SignatureProblem, clean_signature
+from mesoclinic.formulary import rules as formulary_rules
 from mesoclinic.formulary import services as formulary
 from mesoclinic.formulary.models import FormulaComponent, FormulaVersion, Indication
 from mesoclinic.lib.findings import Finding, FindingsRefused
 from mesoclinic.lib.ids import id_or_404
 from mesoclinic.patients.models import Patient
 from mesoclinic.treatments import rules as treatment_rules
-from mesoclinic.treatments.models import PlanArea, PlanFormula, PlanProcedure, TreatmentPlan
+from mesoclinic.treatments.models import PlanArea, PlanFormula, PlanProcedure, ProtocolVersion, TreatmentPlan
 from mesoclinic.treatments.services import area_label, plan_get
 
 LANGUAGES = tuple(code for code, _name in settings.LANGUAGES)
@@ -592,6 +593,68 @@ class ConsentDocument:
         return rules.blocks(self.text)
 
 
+def consent_parts(
+    plan: TreatmentPlan,
+    version: ProtocolVersion,
+    template_version: ConsentTemplateVersion,
+    terms: ClinicTerms,
+    facts: Sequence[formulary_rules.PlannedFormulaFacts],
+    *,
+    patient: Patient | None = None,
+    on: date = date.min,
+    valid_until: date = date.min,
+    areas: tuple[str, ...] = (),
+    combined: tuple[str, ...] = (),
+) -> rules.ConsentParts:
+    """Everything a consent for ``plan`` (of protocol ``version``) says, in the active language. Without a
+    ``patient``, the patient's and the plan's own parts (name, dates, areas, combined procedures) are left
+    empty, for a caller that fills them in per patient (the benchmark's generator, bench/consent.py)."""
+    clinic = plan.clinic
+    values = placeholder_values(clinic, terms, plan.indication)
+    template = template_version.template
+    return rules.ConsentParts(
+        title=rules.fill(template_version.title, values),
+        clinic_name=clinic.name,
+        clinic_phone=values["clinic_phone"],
+        patient_name=patient.full_name if patient else "",
+        date_of_birth=patient.date_of_birth if patient else date.min,
+        record_number=patient.record_number if patient else "",
+        on=on,
+        valid_until=valid_until,
+        validity_months=terms.validity_months,
+        protocol_name=version.protocol.name,
+        indication_label=indication_label(plan.indication),
+        areas=areas,
+        combined=combined,
+        procedure=rules.fill(template_version.procedure, values),
+        risks=rules.fill(template_version.risks, values),
+        evidence=rules.fill(template_version.evidence, values),
+        declaration=rules.fill(template_version.declaration, values),
+        formulas=rules.formula_texts(facts, jurisdiction=clinic.jurisdiction, indication=plan.indication),
+        alternatives=tuple(treatment_rules.procedure_label(code) for code in version.alternatives),
+        sessions_min=version.sessions_min,
+        sessions_max=version.sessions_max,
+        planned_sessions=plan.planned_sessions if patient else 0,
+        interval_min_days=version.interval_min_days,
+        interval_max_days=version.interval_max_days,
+        currency=clinic.currency,
+        price_per_session=terms.price_for(plan.indication),
+        template_label=_("Consent template %(id)d, version %(number)d (%(scope)s).")
+        % {
+            "id": template.pk,
+            "number": template_version.number,
+            "scope": " · ".join(
+                part
+                for part in (
+                    indication_label(template.indication) if template.indication else _("every indication"),
+                    template.jurisdiction or _("any jurisdiction"),
+                    template.language,
+                )
+            ),
+        },
+    )
+
+
 def _document(plan: TreatmentPlan, language: str, now: datetime) -> ConsentDocument:
     clinic, patient, version = plan.clinic, plan.patient, plan.protocol_version
     on = timezone.localdate(now, timezone=clinic.zone)
@@ -606,65 +669,17 @@ def _document(plan: TreatmentPlan, language: str, now: datetime) -> ConsentDocum
     areas = list(PlanArea.objects.filter(plan=plan).select_related("area"))
     procedures = list(PlanProcedure.objects.filter(plan=plan))
     with translation.override(language):
-        values = placeholder_values(clinic, terms, plan.indication)
-        formulas = tuple(
-            rules.FormulaText(
-                name=item.name,
-                version=item.version,
-                ingredients=tuple(
-                    rules.ingredient_statuses(
-                        item, jurisdiction=clinic.jurisdiction, indication=plan.indication
-                    )
-                ),
-                procedure=rules.procedure_status(
-                    item, jurisdiction=clinic.jurisdiction, indication=plan.indication
-                ),
-            )
-            for item in facts
-        )
-        template = template_version.template
-        parts = rules.ConsentParts(
-            title=rules.fill(template_version.title, values),
-            clinic_name=clinic.name,
-            clinic_phone=values["clinic_phone"],
-            patient_name=patient.full_name,
-            date_of_birth=patient.date_of_birth,
-            record_number=patient.record_number,
+        parts = consent_parts(
+            plan,
+            version,
+            template_version,
+            terms,
+            facts,
+            patient=patient,
             on=on,
             valid_until=until,
-            validity_months=terms.validity_months,
-            protocol_name=version.protocol.name,
-            indication_label=indication_label(plan.indication),
             areas=tuple(area_label(row.area) for row in areas),
             combined=tuple(treatment_rules.procedure_label(row.procedure) for row in procedures),
-            procedure=rules.fill(template_version.procedure, values),
-            risks=rules.fill(template_version.risks, values),
-            evidence=rules.fill(template_version.evidence, values),
-            declaration=rules.fill(template_version.declaration, values),
-            formulas=formulas,
-            alternatives=tuple(treatment_rules.procedure_label(code) for code in version.alternatives),
-            sessions_min=version.sessions_min,
-            sessions_max=version.sessions_max,
-            planned_sessions=plan.planned_sessions,
-            interval_min_days=version.interval_min_days,
-            interval_max_days=version.interval_max_days,
-            currency=clinic.currency,
-            price_per_session=terms.price_for(plan.indication),
-            template_label=_("Consent template %(id)d, version %(number)d (%(scope)s).")
-            % {
-                "id": template.pk,
-                "number": template_version.number,
-                "scope": " · ".join(
-                    part
-                    for part in (
-                        indication_label(template.indication)
-                        if template.indication
-                        else _("every indication"),
-                        template.jurisdiction or _("any jurisdiction"),
-                        template.language,
-                    )
-                ),
-            },
         )
         text = rules.consent_text(parts)
         refusals = rules.regulatory_blocks(
