@@ -10,7 +10,7 @@ measure and plan, so that every circumference of a plan is taken at the same pla
 
 Values: a baseline drawn per plan and measure inside a realistic range, then a drift towards the scale's
 better end as sessions go on (most plans improve, some do not), with noise, on the scale's step and inside
-its range (the database checks that too). No photos (files), no outcome settings (the defaults), no
+its range (the database checks that too). Photos are bench/photos.py's; no outcome settings (the defaults), no
 audit rows.
 
 Built in this process from plain rows of the sessions (a few µs a row), written with ``Context.write``.

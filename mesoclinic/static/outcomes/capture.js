@@ -49,7 +49,7 @@
     setGhost(range.value);
   }
 
-  input.addEventListener("change", function () {
+  function previewChosen() {
     const file = input.files && input.files[0];
     if (!file) return;
     stopCamera();
@@ -58,7 +58,11 @@
       if (typeof reader.result === "string" && reader.result.startsWith("data:image/")) showPreview(reader.result);
     });
     reader.readAsDataURL(file);
-  });
+  }
+
+  input.addEventListener("change", previewChosen);
+  // A photo chosen while the page was still loading (a slow tablet) fired its change before this script ran.
+  previewChosen();
 
   const canUseCamera = window.isSecureContext && navigator.mediaDevices && navigator.mediaDevices.getUserMedia;
   if (canUseCamera && typeof DataTransfer === "function") {
