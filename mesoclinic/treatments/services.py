@@ -916,12 +916,10 @@ def session_check(*, caller: Caller, session: TreatmentSession, perm: Perm = Per
     authorize(caller.user, perm, clinic_id=session.clinic_id, patient=session.patient)
 
 
-def _loaded(session: TreatmentSession | None, name: str, pk: int, clinic: Clinic) -> Any:
-    """The session's room or device ``name`` when it is the one asked for, already loaded with the session
-    (in the same transaction) and still an active one of the clinic; else None (and the caller reads it)."""
+def _session_own(session: TreatmentSession | None, name: str, pk: int, clinic: Clinic) -> Any:
+    """The session's own room or device ``name`` when it is the one asked for and still an active one of the
+    clinic (the charting services load both with the session, under its lock); else None."""
     if session is None or getattr(session, f"{name}_id") != pk:
-        return None
-    if not cast("models.ForeignKey[Any, Any]", TreatmentSession._meta.get_field(name)).is_cached(session):
         return None
     row = getattr(session, name)
     return row if row is not None and row.is_active and row.clinic_id == clinic.pk else None
@@ -930,19 +928,18 @@ def _loaded(session: TreatmentSession | None, name: str, pk: int, clinic: Clinic
 def _room_and_device(
     clinic: Clinic, room_id: int | None, device_id: int | None, current: TreatmentSession | None = None
 ) -> tuple[Room | None, Device | None]:
-    """The active room and device of the clinic (``current``: a session whose own, when loaded with it, are
-    not read again)."""
+    """The active room and device of the clinic (``current``: a session whose own are not read again)."""
     room = device = None
     if room_id is not None:
         room = (
-            _loaded(current, "room", room_id, clinic)
+            _session_own(current, "room", room_id, clinic)
             or Room.objects.filter(pk=room_id, clinic=clinic, is_active=True).first()
         )
         if room is None:
             raise _refuse("room_id", _("Unknown room."))
     if device_id is not None:
         device = (
-            _loaded(current, "device", device_id, clinic)
+            _session_own(current, "device", device_id, clinic)
             or Device.objects.filter(pk=device_id, clinic=clinic, is_active=True).first()
         )
         if device is None:
